@@ -1,0 +1,16 @@
+# Turns every core/lua/NAME.lua into a C string rx__lua_NAME in one C file,
+# so the library carries its scripts and needs no files at run time.
+file(GLOB scripts ${DIR}/*.lua)
+list(SORT scripts)
+set(out "/* Generated from the core/lua scripts by cmake/embed_lua.cmake. Do not edit. */\n")
+string(APPEND out "#include <stddef.h>\n")
+foreach(f ${scripts})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(LENGTH "${hex}" hexlen)
+  math(EXPR n "${hexlen} / 2")
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
+  string(APPEND out "const char rx__lua_${name}[] = {${bytes}0x00};\n")
+  string(APPEND out "const size_t rx__lua_${name}_len = ${n};\n")
+endforeach()
+file(WRITE ${OUT} "${out}")
