@@ -315,7 +315,8 @@ static int tls_start(rx_conn *c, long long deadline) {
                              where(c, w, sizeof w), e);
     }
     if (rc == RX_TIMEOUT)
-      return rx__conn_seterr(c, RX_ETIMEDOUT, "TLS handshake with %s timed out", where(c, w, sizeof w));
+      return rx__conn_seterr(c, RX_ETIMEDOUT, "TLS handshake with %s timed out (is the server using TLS on this port?)",
+                             where(c, w, sizeof w));
     if (rc != RX_OK) return rc;
   }
 }

@@ -363,10 +363,13 @@ static int handle_reply(rx_sub *s, rx_reply *r) {
 }
 
 /* Reads frames until the deadline or until `until_confirmed` and no
- * confirmation is outstanding, or (otherwise) one message is queued. */
+ * confirmation is outstanding, or (otherwise) a message is queued or a gap
+ * event is ready. */
 static int pump(rx_sub *s, long long deadline, int until_confirmed) {
   for (;;) {
-    if (until_confirmed ? s->confirms == 0 : s->fifo.count > 0) return RX_OK;
+    if (until_confirmed ? s->confirms == 0
+                        : s->fifo.count > 0 || (s->gap_pending && s->confirms == 0))
+      return RX_OK;
     if (s->conn.fd < 0) return RX_EIO;
     long long now = rx_monotonic_ms();
     long long wait_until = deadline;
