@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every test: the C suite (warnings as errors), the C suite again under
+# AddressSanitizer + UndefinedBehaviorSanitizer, the parsers and the
+# connection layer under valgrind, then the Python and Ruby suites when their
+# bindings are present. Each suite starts its own redis-server processes on
+# free loopback ports. Prints one summary line at the end; exits non-zero if
+# any suite failed.
+#   RX_QUICK=1 skips the sanitizer and valgrind passes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh || { echo "bootstrap failed"; exit 1; }
+jobs=$(nproc)
+passed=0; failed=0; failed_names=()
+suite() {  # suite NAME COMMAND...
+  local name=$1; shift
+  echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then passed=$((passed+1)); echo "=== $name: ok ($((SECONDS-t0)) s)"
+  else failed=$((failed+1)); failed_names+=("$name"); echo "=== $name: FAILED ($((SECONDS-t0)) s)"; fi
+}
+build() {  # build DIR CMAKE-ARGS...
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DRX_WERROR=ON "$@" >/dev/null && cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "error|warning|Error" ; test "${PIPESTATUS[0]}" -eq 0
+}
+c_tests() { build build-ci && (cd build-ci && ctest --output-on-failure -j"$jobs" --timeout 300); }
+san_tests() {
+  build build-san -DRX_ASAN=ON -DRX_UBSAN=ON -DCMAKE_BUILD_TYPE=Debug &&
+  (cd build-san && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+     ctest --output-on-failure -j"$jobs" --timeout 300)
+}
+valgrind_tests() {
+  local ok=0
+  for t in test_url test_keyspace test_conn; do
+    [ -x build-ci/tests/$t ] || continue
+    echo "--- valgrind $t"
+    RX_TEST_TMP=$PWD/build-ci/tests/tmp valgrind -q --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite --show-leak-kinds=definite build-ci/tests/$t >/dev/null || ok=1
+  done
+  return $ok
+}
+suite "C tests" c_tests
+if [ "${RX_QUICK:-0}" != 1 ]; then
+  suite "C tests under ASan+UBSan" san_tests
+  suite "C tests under valgrind" valgrind_tests
+fi
+if [ -f setup.py ] && [ -d tests/python ]; then
+  [ -x tests/python/run.sh ] && suite "Python tests" bash tests/python/run.sh
+fi
+if [ -f Rakefile ] && [ -d tests/ruby ]; then
+  [ -x tests/ruby/run.sh ] && suite "Ruby tests" bash tests/ruby/run.sh
+fi
+echo
+[ $failed -gt 0 ] && echo "failed suites: ${failed_names[*]}"
+echo "suites: $passed passed, $failed failed"
+[ $failed -eq 0 ]
