@@ -6,10 +6,12 @@
  * application the wrong key, which is worse than handing it nothing.
  *
  * rx_notify_ensure merges flag *sets*, because the string CONFIG GET prints
- * is not the string that was set: Redis folds g$lshzxetd into "A" and never
- * prints "n" (new-key events). Writing back what we read plus our flags would
- * silently switch "n" off for someone else, so when a write is needed we find
- * out whether "n" is on with a probe (see probe_new). */
+ * is not the string that was set: Redis folds g$lshzxetd into "A", and it
+ * hides "n" (new-key events) whenever it prints "A" (measured on 7.0.15:
+ * "KEn" reads back as "nKE", but "AKEn" as "AKE"; the Redis docs say it is
+ * never shown). Writing back what we read plus our flags would silently
+ * switch "n" off for someone else, so when a write is needed and "n" was not
+ * seen we find out whether it is on with a probe (see probe_new). */
 #include "rx_private.h"
 
 #include <ctype.h>
@@ -259,29 +261,30 @@ static int config_error(rx_conn *c, const rx_reply *r, const char *want) {
 
 /* ---------------------------------------------------------------- the probe */
 
-/* 1 if r is ["message", channel, payload] and fills payload. */
-static int is_message(const rx_reply *r, const rx_reply **payload) {
-  if (r->type != RX_REPLY_ARRAY || r->elements != 3 || !rx__reply_is(r->element[0], "message") ||
-      r->element[2]->type != RX_REPLY_STRING)
+/* 1 if r is ["pmessage", pattern, channel, payload] and fills payload. */
+static int is_pmessage(const rx_reply *r, const rx_reply **payload) {
+  if (r->type != RX_REPLY_ARRAY || r->elements != 4 ||
+      !rx__reply_is(r->element[0], "pmessage") || r->element[3]->type != RX_REPLY_STRING)
     return 0;
-  *payload = r->element[2];
+  *payload = r->element[3];
   return 1;
 }
 
-/* Finds out whether "n" (new-key events) is on, which CONFIG GET cannot
- * show. A second connection subscribes to a channel that carries "new"
- * events: __keyevent@db__:new when E is on, else the keyspace channel of the
- * probe key. Then c creates a unique, short-lived probe key and publishes a
- * sentinel on the same channel. Redis runs c's commands in order and
- * delivers each subscriber's messages in order, so a "new" event, if it is
- * emitted at all, arrives before the sentinel. *on is 1 or 0; returns 0, or
- * 1 (RX_TIMEOUT) when the probe could not decide (the server refused a
- * step, or the sentinel did not come in time), or a negative connection
- * error of c. */
+/* Finds out whether "n" (new-key events) is on when CONFIG GET does not
+ * show it. A second connection subscribes to channels that carry "new"
+ * events: __keyevent@*__:new when E is on, else the keyspace channels of the
+ * probe key (a pattern over every db, in case c has SELECTed another db than
+ * its URL says). Then c creates a unique, short-lived probe key and
+ * publishes a sentinel on a matching channel. Redis runs c's commands in
+ * order and delivers each subscriber's messages in order, so a "new" event,
+ * if it is emitted at all, arrives before the sentinel. *on is 1 or 0;
+ * returns 0, or 1 (RX_TIMEOUT) when the probe could not decide (the server
+ * refused a step, or the sentinel did not come in time), or a negative
+ * connection error of c. */
 static int probe_new(rx_conn *c, int keyevent, int *on) {
   rx_conn sub;
   rx_reply *r = NULL;
-  char key[64], sentinel[64], channel[128];
+  char key[64], sentinel[64], pattern[128], channel[128];
   uint64_t id = rx__random();
   int rc, verdict = RX_TIMEOUT;
   long long deadline;
@@ -290,22 +293,25 @@ static int probe_new(rx_conn *c, int keyevent, int *on) {
   rx__fmt(key, sizeof key, "reactis:probe:%016llx", (unsigned long long)id);
   rx__fmt(sentinel, sizeof sentinel, "reactis:probe-end:%016llx",
           (unsigned long long)rx__random());
-  if (keyevent)
+  if (keyevent) {
+    rx__fmt(pattern, sizeof pattern, "__keyevent@*__:new");
     rx__fmt(channel, sizeof channel, "__keyevent@%d__:new", c->opts.db);
-  else
+  } else {
+    rx__fmt(pattern, sizeof pattern, "__keyspace@*__:%s", key);
     rx__fmt(channel, sizeof channel, "__keyspace@%d__:%s", c->opts.db, key);
+  }
 
   rc = rx__conn_init(&sub, &c->opts);
   if (rc != RX_OK) return rx__conn_seterr(c, rc, "out of memory or file descriptors");
   {
-    const char *argv[2] = {"SUBSCRIBE", channel};
+    const char *argv[2] = {"PSUBSCRIBE", pattern};
     rc = rx_conn_command(&sub, &r, 2, argv, NULL);
     if (rc != RX_OK) {
       /* c works, so a failure here is about the second link: undecided. */
       verdict = rc < 0 ? RX_TIMEOUT : rc;
       goto out;
     }
-    if (r->type != RX_REPLY_ARRAY || r->elements < 1 || !rx__reply_is(r->element[0], "subscribe"))
+    if (r->type != RX_REPLY_ARRAY || r->elements < 1 || !rx__reply_is(r->element[0], "psubscribe"))
       goto out; /* e.g. NOPERM on the channel */
     rx_reply_free(r);
     r = NULL;
@@ -346,13 +352,13 @@ static int probe_new(rx_conn *c, int keyevent, int *on) {
     const rx_reply *payload;
     rc = rx__conn_read(&sub, &r, deadline);
     if (rc != RX_OK) break; /* timeout, wakeup or a lost link: undecided */
-    if (is_message(r, &payload)) {
+    if (is_pmessage(r, &payload)) {
       if (payload->len == strlen(sentinel) && memcmp(payload->str, sentinel, payload->len) == 0) {
         verdict = RX_OK;
         break;
       }
-      /* On the keyevent channel every message is a "new" event (of our key
-       * or anyone's); on the keyspace channel the message is the event. */
+      /* On the keyevent channels every message is a "new" event (of our
+       * key or anyone's); on the keyspace channel the message is the event. */
       if (keyevent || rx__reply_is(payload, "new")) *on = 1;
     }
     rx_reply_free(r);
@@ -488,6 +494,9 @@ int rx_notify_ensure(rx_conn *c, const char *flags, char *effective, size_t effe
       } else if (rc < 0 && rc != RX_ECONFIG) {
         return rc;
       } else {
+        /* The write worked; only the read-back did not: not an error. */
+        c->err = RX_OK;
+        c->errstr[0] = '\0';
         rx__fmt(effective, effective_len, "%s", value);
       }
     }

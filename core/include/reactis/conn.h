@@ -33,6 +33,8 @@
 #ifndef REACTIS_CONN_H
 #define REACTIS_CONN_H
 
+#include "reactis/reactis.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus

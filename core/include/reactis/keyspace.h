@@ -11,6 +11,8 @@
 #ifndef REACTIS_KEYSPACE_H
 #define REACTIS_KEYSPACE_H
 
+#include "reactis/reactis.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -88,13 +90,15 @@ RX_EXTERN int rx_key_event_type_of(const char *name, size_t len);
 
 /* Makes sure notify-keyspace-events contains every flag in `flags` (Redis
  * syntax: K E g $ l s h z x e t m d n A). It reads the current value, merges
- * flag sets (A is expanded; n, which CONFIG GET never shows, is detected with
- * a probe when it matters, so it is never dropped), writes only when
- * something is missing, and never removes a flag. On 0, `effective` (if not
- * NULL) receives the flags now in force, as CONFIG GET shows them plus "n"
- * when set. Errors: RX_EINVAL for an unknown flag; RX_ECONFIG when the server
- * refuses CONFIG (managed Redis), with a message in rx_conn_errstr saying how
- * to enable notifications on that kind of service; connection errors. */
+ * flag sets (A is expanded), writes only when something is missing, and never
+ * removes a flag. CONFIG GET prints "A" for the whole class set and then
+ * hides n; when a write is needed and n may be hidden that way, a probe on a
+ * second connection (a throwaway key reactis:probe:<random> and one PUBLISH)
+ * finds out whether n is on, so it is kept. On 0, `effective` (if not NULL)
+ * receives the flags now in force as CONFIG GET shows them. Errors: RX_EINVAL
+ * for an unknown flag; RX_ECONFIG when the server refuses CONFIG (managed
+ * Redis), with a message in rx_conn_errstr saying how to enable
+ * notifications on that kind of service; connection errors. */
 RX_EXTERN int rx_notify_ensure(rx_conn *c, const char *flags, char *effective,
                                size_t effective_len);
 

@@ -114,5 +114,6 @@ RX_EXTERN long long rx_monotonic_ms(void);
 #include "reactis/conn.h"
 #include "reactis/keyspace.h"
 #include "reactis/sub.h"
+#include "reactis/template.h"
 
 #endif

@@ -16,6 +16,8 @@
 #ifndef REACTIS_SUB_H
 #define REACTIS_SUB_H
 
+#include "reactis/reactis.h"
+
 #include <stddef.h>
 
 #ifdef __cplusplus
