@@ -38,10 +38,28 @@ valgrind_tests() {
   done
   return $ok
 }
+fuzz_tests() {  # each libFuzzer target for RX_FUZZ_SECONDS (default 30), from the seed corpus
+  CC=clang build build-fuzz -DRX_FUZZ=ON -DRX_ASAN=ON -DRX_UBSAN=ON -DRX_BUILD_BENCH=OFF || return 1
+  local ok=0 secs=${RX_FUZZ_SECONDS:-30} work
+  work=$(mktemp -d)
+  for t in url keyspace template reply; do
+    mkdir -p "$work/$t"; cp tests/fuzz/corpus/$t/* "$work/$t/"
+    if (cd "$work" && "$OLDPWD/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=5 \
+          -rss_limit_mb=2048 -malloc_limit_mb=512 "$work/$t" >"$work/$t.log" 2>&1); then
+      echo "--- fuzz $t: $(grep -E '^#[0-9]+.*DONE' "$work/$t.log" | tail -1)"
+    else
+      ok=1; echo "--- fuzz $t FAILED (crash input saved in tests/fuzz/found/)"; tail -40 "$work/$t.log"
+      mkdir -p tests/fuzz/found; cp "$work"/crash-* "$work"/oom-* "$work"/timeout-* tests/fuzz/found/ 2>/dev/null
+    fi
+  done
+  rm -rf "$work"
+  return $ok
+}
 suite "C tests" c_tests
 if [ "${RX_QUICK:-0}" != 1 ]; then
   suite "C tests under ASan+UBSan" san_tests
   suite "C tests under valgrind" valgrind_tests
+  suite "fuzzing (libFuzzer, bounded)" fuzz_tests
 fi
 if [ -f setup.py ] && [ -d tests/python ]; then
   [ -x tests/python/run.sh ] && suite "Python tests" bash tests/python/run.sh

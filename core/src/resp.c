@@ -11,11 +11,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void attach(const redisReadTask *task, rx_reply *r) {
-  if (task->parent) {
-    rx_reply *parent = task->parent->obj;
-    parent->element[task->idx] = r;
+/* Array element tables. hiredis announces an array's length before its
+ * elements arrive, and a hostile or broken peer can announce two billion.
+ * So the table is never allocated at the announced size: it starts with room
+ * for at most INLINE_SLOTS (inside the reply's own block) and doubles as
+ * elements actually arrive, so memory follows the bytes received. `elements`
+ * counts the elements attached so far (all of them once the reply is
+ * complete), which also makes freeing a half-received array safe. */
+#define INLINE_SLOTS 16
+
+static rx_reply **inline_slots(rx_reply *r) { return (rx_reply **)(r + 1); }
+
+/* Capacity of an array's table holding n elements (n > INLINE_SLOTS). */
+static size_t table_cap(size_t n) {
+  size_t cap = INLINE_SLOTS;
+  while (cap < n) cap *= 2;
+  return cap;
+}
+
+static int attach(const redisReadTask *task, rx_reply *r) {
+  if (!task->parent) return 0;
+  rx_reply *parent = task->parent->obj;
+  size_t idx = (size_t)task->idx;
+  if (idx >= INLINE_SLOTS && idx == table_cap(idx)) {
+    /* The table is full: double it (moving out of the inline slots first). */
+    size_t cap = idx * 2;
+    rx_reply **t;
+    if (parent->element == inline_slots(parent)) {
+      t = rx__malloc(cap * sizeof *t);
+      if (t) memcpy(t, parent->element, idx * sizeof *t);
+    } else {
+      t = rx__realloc(parent->element, cap * sizeof *t);
+    }
+    if (!t) return -1;
+    parent->element = t;
   }
+  parent->element[idx] = r;
+  parent->elements = idx + 1;
+  return 0;
 }
 
 static void *create_string(const redisReadTask *task, char *str, size_t len) {
@@ -27,7 +60,10 @@ static void *create_string(const redisReadTask *task, char *str, size_t len) {
   r->len = len;
   if (len) memcpy(r->str, str, len);
   r->str[len] = '\0';
-  attach(task, r);
+  if (attach(task, r) != 0) {
+    rx__free(r);
+    return NULL;
+  }
   return r;
 }
 
@@ -37,15 +73,17 @@ static void *create_array(const redisReadTask *task, size_t n) {
 static void *create_array(const redisReadTask *task, int n) {
 #endif
   size_t count = n > 0 ? (size_t)n : 0;
-  if (count > (SIZE_MAX - sizeof(rx_reply)) / sizeof(rx_reply *)) return NULL;
-  rx_reply *r = rx__malloc(sizeof *r + count * sizeof(rx_reply *));
+  size_t slots = count < INLINE_SLOTS ? count : INLINE_SLOTS;
+  rx_reply *r = rx__malloc(sizeof *r + slots * sizeof(rx_reply *));
   if (!r) return NULL;
   memset(r, 0, sizeof *r);
   r->type = RX_REPLY_ARRAY;
-  r->elements = count;
-  r->element = count ? (rx_reply **)(r + 1) : NULL;
-  if (count) memset(r->element, 0, count * sizeof(rx_reply *));
-  attach(task, r);
+  r->elements = 0; /* grows as elements arrive: see attach() */
+  r->element = count ? inline_slots(r) : NULL;
+  if (attach(task, r) != 0) {
+    rx__free(r);
+    return NULL;
+  }
   return r;
 }
 
@@ -54,7 +92,10 @@ static void *create_integer(const redisReadTask *task, long long v) {
   if (!r) return NULL;
   r->type = RX_REPLY_INTEGER;
   r->integer = v;
-  attach(task, r);
+  if (attach(task, r) != 0) {
+    rx__free(r);
+    return NULL;
+  }
   return r;
 }
 
@@ -62,7 +103,10 @@ static void *create_nil(const redisReadTask *task) {
   rx_reply *r = rx__calloc(1, sizeof *r);
   if (!r) return NULL;
   r->type = RX_REPLY_NIL;
-  attach(task, r);
+  if (attach(task, r) != 0) {
+    rx__free(r);
+    return NULL;
+  }
   return r;
 }
 
@@ -70,6 +114,7 @@ void rx_reply_free(rx_reply *r) {
   if (!r) return;
   if (r->type == RX_REPLY_ARRAY) {
     for (size_t i = 0; i < r->elements; i++) rx_reply_free(r->element[i]);
+    if (r->element && r->element != inline_slots(r)) rx__free(r->element);
   }
   rx__free(r);
 }
