@@ -32,6 +32,13 @@
  * delivery was reclaimed: the ack is refused), RX_EWRONGTYPE (a queue key
  * holds another type), connection errors (the next call reconnects).
  *
+ * Connections: a handle opens one connection for commands and, once it
+ * blocks in rx_queue_fetch, a second one for the wait (an XREAD BLOCK on
+ * the wake stream, whose deadline the client keeps: see queue.c). A failed
+ * link is reported once; the next call reconnects. Calls are never resent
+ * by themselves, but schedule with an id (or a batch, whose generated ids
+ * are kept) may be sent again safely.
+ *
  * Threads: a handle is used by one thread at a time; rx_queue_wakeup() may
  * be called from any thread or a signal handler.
  */
@@ -197,8 +204,9 @@ RX_EXTERN int rx_queue_run_now(rx_queue *q, const char *id, size_t id_len);
  * re-checking at least every block_cap_ms (which also reclaims the
  * deliveries of dead consumers). Every fetch first promotes due messages,
  * so a backlog that fell due while all workers were offline is delivered.
- * On 0, *n >= 1 jobs are in jobs[0..*n-1] (when jobs is not NULL) and in
- * rx_queue_job(q, i); their pointers stay valid until the next fetch.
+ * On 0, *n >= 1 jobs are in jobs[0..*n-1] (when jobs is not NULL: it must
+ * have room for max jobs) and in rx_queue_job(q, i); their pointers stay
+ * valid until the next fetch.
  * Returns 0, RX_TIMEOUT, RX_WOKEN (rx_queue_wakeup), RX_EINTR (a signal),
  * or an error. A wakeup or signal only interrupts the wait, never a script
  * call, so no delivery is ever lost in the handle. */

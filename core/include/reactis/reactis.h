@@ -115,5 +115,6 @@ RX_EXTERN long long rx_monotonic_ms(void);
 #include "reactis/keyspace.h"
 #include "reactis/sub.h"
 #include "reactis/template.h"
+#include "reactis/queue.h"
 
 #endif
