@@ -1,0 +1,243 @@
+"""The delayed queue through the Python wrapper."""
+
+import datetime
+import threading
+import time
+
+import pytest
+
+import reactis
+
+
+@pytest.fixture
+def qname(request):
+    return "pyq.%s.%d" % (request.node.name, time.monotonic_ns())
+
+
+@pytest.fixture
+def queue(url, qname):
+    with reactis.Queue(qname, url, backoff_base_ms=50, backoff_max_ms=100) as q:
+        yield q
+
+
+def test_round_trip_binary(queue):
+    payload = b"\x00\xff" + bytes(range(256))
+    s = queue.schedule(payload)
+    assert s.outcome == "added" and len(s.id) == 12 and s.due_ms > 0
+    jobs = queue.fetch(timeout=5)
+    assert len(jobs) == 1
+    job = jobs[0]
+    assert (job.id, job.payload, job.attempt, job.failures, job.crashes) == (s.id, payload, 1, 0, 0)
+    assert type(job.payload) is bytes and job.error == "" and job.token
+    job.ack()
+    assert job.done
+    with pytest.raises(reactis.StaleDeliveryError) as ei:
+        queue.ack(job.token)
+    assert ei.value.name == "ESTALE"
+    assert queue.fetch(timeout=0) == []
+
+
+def test_str_payload_and_id(queue):
+    s = queue.schedule("héllo", id="invoice:42")
+    assert s.id == b"invoice:42"
+    (job,) = queue.fetch(timeout=5)
+    assert job.payload == "héllo".encode() and job.id == b"invoice:42"
+    queue.ack(job)
+
+
+def test_delay_and_at(queue):
+    t0 = time.monotonic()
+    queue.schedule(b"later", delay=0.4)
+    assert queue.fetch(timeout=0) == []
+    jobs = queue.fetch(timeout=5)
+    assert [j.payload for j in jobs] == [b"later"]
+    assert time.monotonic() - t0 >= 0.3
+    queue.ack(jobs[0])
+
+    at = datetime.datetime.now() + datetime.timedelta(seconds=0.3)
+    s = queue.schedule(b"at", at=at)
+    assert abs(s.due - at.timestamp()) < 1.0
+    (job,) = queue.fetch(timeout=5)
+    assert job.payload == b"at"
+    job.ack()
+    with pytest.raises(TypeError):
+        queue.schedule(b"x", delay=1, at=time.time())
+    with pytest.raises(TypeError):
+        queue.schedule(b"x", delay="soon")
+
+
+def test_ids_deduplicate(queue):
+    assert queue.schedule(b"one", id=b"k\x00", delay=60).outcome == "added"
+    assert queue.schedule(b"two", id=b"k\x00", delay=60).outcome == "exists"
+    assert queue.schedule(b"three", id=b"k\x00", delay=0, replace=True).outcome == "replaced"
+    (job,) = queue.fetch(timeout=5)
+    assert (job.id, job.payload) == (b"k\x00", b"three")
+    job.ack()
+
+
+def test_cancel_reschedule_run_now(queue):
+    queue.schedule(b"c", id="c", delay=60)
+    assert queue.cancel("c") is True
+    assert queue.cancel("c") is False
+    queue.schedule(b"r", id="r", delay=60)
+    assert queue.reschedule("r", delay=120) is True
+    assert queue.run_now("r") is True
+    assert queue.run_now("nope") is False
+    (job,) = queue.fetch(timeout=5)
+    assert job.id == b"r"
+    job.ack()
+
+
+def test_context_manager_acks_and_retries(queue):
+    queue.schedule(b"flaky", id="flaky")
+    (job,) = queue.fetch(timeout=5)
+    with pytest.raises(RuntimeError):
+        with job:
+            raise RuntimeError("boom")
+    assert job.done
+    (again,) = queue.fetch(timeout=5)
+    assert again.id == b"flaky" and again.attempt == 2 and again.failures == 1
+    assert "boom" in again.error
+    with again:
+        pass
+    assert again.done
+    assert queue.stats().acked >= 1
+
+
+def test_dead_letters(url, qname):
+    with reactis.Queue(qname, url, max_attempts=2, backoff_base_ms=10, backoff_max_ms=20) as q:
+        q.schedule(b"bad", id="bad")
+        (job,) = q.fetch(timeout=5)
+        assert job.retry(delay=0, error="first") is False
+        (job,) = q.fetch(timeout=5)
+        assert job.retry(delay=0, error=b"second") is True  # max_attempts reached
+        q.schedule(b"worse", id="worse")
+        (job,) = q.fetch(timeout=5)
+        job.fail("fatal")
+        dead = q.dead_letters()
+        assert [d.id for d in dead] == [b"bad", b"worse"]
+        assert dead[0].error == "second" and dead[1].error == "fatal"
+        assert q.stats().dead == 2
+        assert q.requeue_dead(dead[0]) == 1
+        (job,) = q.fetch(timeout=5)
+        assert job.id == b"bad" and job.attempt == 1
+        job.ack()
+        assert q.purge_dead() == 1
+        assert q.dead_letters() == []
+
+
+def test_visibility_timeout_reclaims(url, qname):
+    opts = dict(visibility_timeout_ms=300, block_cap_ms=100)
+    with reactis.Queue(qname, url, consumer="a", **opts) as a, \
+            reactis.Queue(qname, url, consumer="b", **opts) as b:
+        a.schedule(b"slow")
+        (first,) = a.fetch(timeout=5)
+        time.sleep(0.4)
+        jobs = b.fetch(timeout=5)
+        assert len(jobs) == 1
+        second = jobs[0]
+        assert second.attempt == 2 and second.crashes == 1
+        with pytest.raises(reactis.StaleDeliveryError):
+            first.ack()
+        second.ack()
+
+
+def test_extend_keeps_the_lease(url, qname):
+    opts = dict(visibility_timeout_ms=300, block_cap_ms=100)
+    with reactis.Queue(qname, url, consumer="a", **opts) as a, \
+            reactis.Queue(qname, url, consumer="b", **opts) as b:
+        a.schedule(b"long")
+        (job,) = a.fetch(timeout=5)
+        job.extend(5)
+        time.sleep(0.4)
+        assert b.fetch(timeout=0.3) == []
+        job.ack()
+
+
+def test_payload_too_large(url, qname):
+    with reactis.Queue(qname, url, max_payload=10) as q:
+        with pytest.raises(reactis.PayloadTooLargeError) as ei:
+            q.schedule(b"x" * 11)
+        assert isinstance(ei.value, ValueError)
+        q.schedule(b"x" * 10)
+
+
+def test_schedule_many(queue):
+    results = queue.schedule_many([b"a", {"payload": b"b", "id": "b"},
+                                   {"payload": "c", "delay": 60, "id": "c"}])
+    assert [r.outcome for r in results] == ["added"] * 3
+    assert results[1].id == b"b" and results[2].id == b"c"
+    assert queue.schedule_many([{"payload": b"b2", "id": "b"}])[0].outcome == "exists"
+    jobs = queue.fetch(max=10, timeout=5)
+    while len(jobs) < 2:
+        jobs += queue.fetch(max=10, timeout=5)
+    assert sorted(j.payload for j in jobs) == [b"a", b"b"]
+    assert queue.ack_many(jobs) == 2
+    assert queue.schedule_many([]) == []
+    with pytest.raises(TypeError):
+        queue.schedule_many([{"payload": b"x", "bogus": 1}])
+
+
+def test_stats(queue):
+    queue.schedule(b"later", delay=60)
+    queue.schedule(b"now")
+    st = queue.stats()
+    assert isinstance(st, reactis.QueueStats)
+    assert st.scheduled + st.ready >= 2 and st.now_ms > 0
+
+
+def test_wakeup_ends_jobs_loop(queue):
+    threading.Timer(0.3, queue.wakeup).start()
+    t0 = time.monotonic()
+    assert list(queue.jobs()) == []
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_work_acks_and_retries(queue):
+    queue.schedule(b"ok")
+    queue.schedule(b"fails-once", id="f")
+    seen = []
+
+    def handler(job):
+        seen.append((job.payload, job.attempt))
+        if job.payload == b"fails-once" and job.attempt == 1:
+            raise ValueError("not yet")
+        if len([s for s in seen if s[0] == b"fails-once"]) == 2:
+            queue.wakeup()
+
+    assert queue.work(handler) == 3
+    assert (b"ok", 1) in seen and (b"fails-once", 2) in seen
+    st = queue.stats()
+    assert st.in_flight == 0 and st.failures >= 1
+
+
+def test_other_threads_progress_during_fetch(queue, url):
+    out = []
+    t = threading.Thread(target=lambda: out.extend(queue.fetch(timeout=3)))
+    t.start()
+    time.sleep(0.1)
+    t0, spins = time.monotonic(), 0
+    while time.monotonic() - t0 < 0.3:
+        spins += 1
+    assert spins > 10000
+    with reactis.Queue(queue.name, url) as producer:
+        producer.schedule(b"wake")
+    t.join(5)
+    assert [j.payload for j in out] == [b"wake"]
+    out[0].ack()
+
+
+def test_argument_checks(queue):
+    with pytest.raises(ValueError):
+        queue.fetch(max=0)
+    with pytest.raises(TypeError):
+        queue.schedule(5)
+    with pytest.raises(TypeError):
+        queue.ack(5)
+    with pytest.raises(reactis.URLError):
+        reactis.Queue("q", "redis://localhost", no_such_option=1)
+    with pytest.raises(reactis.InvalidArgumentError) as ei:
+        reactis.Queue("bad{name}", "redis://localhost")
+    assert not isinstance(ei.value, reactis.URLError)
+    with pytest.raises(TypeError):
+        reactis.Queue(b"bytes-name", "redis://localhost")
