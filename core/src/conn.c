@@ -680,9 +680,10 @@ int rx__conn_get_reply_timeout(rx_conn *c, rx_reply **reply, int timeout_ms) {
     return RX_ETIMEDOUT;
   }
   if (rc == RX_WOKEN || rc == RX_EINTR) {
-    /* The caller gives up on this reply; it is skipped when it arrives. */
-    c->pending--;
-    c->skip++;
+    /* The caller gives up on this reply. It may never come (BLPOP key 0),
+     * so waiting for it before the next command could hang that command:
+     * drop the link instead; the next command reconnects. */
+    rx_conn_close(c);
     return rc;
   }
   return rc;

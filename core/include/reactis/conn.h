@@ -94,8 +94,9 @@ RX_EXTERN int rx_conn_is_connected(const rx_conn *c);
  * be of type RX_REPLY_ERROR; the caller frees it with rx_reply_free. On a
  * negative code *reply is NULL; a link that failed mid-command is closed and
  * the next command reconnects (the command is never resent by itself).
- * RX_WOKEN or RX_EINTR: the wait was interrupted; the reply is skipped when
- * it arrives. */
+ * RX_WOKEN or RX_EINTR: the wait was interrupted; the link is closed (the
+ * reply might never come, as for BLPOP key 0) and the next command
+ * reconnects. The command itself may or may not have run. */
 RX_EXTERN int rx_conn_command(rx_conn *c, rx_reply **reply, int argc,
                               const char *const *argv, const size_t *argvlen);
 
