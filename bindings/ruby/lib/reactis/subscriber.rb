@@ -1,0 +1,326 @@
+# frozen_string_literal: true
+
+module Reactis
+  # Subscribes to channels, patterns and shard channels, and keeps them.
+  #
+  #   sub = Reactis::Subscriber.new("redis://localhost:6379/0")
+  #   sub.psubscribe("__keyevent@*__:expired") do |on|   # as in redis-rb
+  #     on.pmessage { |pattern, channel, message| ... }
+  #     on.gap      { |gap| ... }   # reconnected: messages may have been missed
+  #   end
+  #
+  #   sub.subscribe("chat:room-1")
+  #   sub.each_message { |msg| ... }          # Enumerable; enum_for without a block
+  #
+  # When the link fails the C core reconnects with exponential backoff and
+  # jitter, replays every subscription, and then delivers a :gap Message
+  # saying which window may have been missed (pub/sub is at-most-once).
+  # While idle it sends PING every health_check_interval seconds and drops a
+  # link that does not answer within health_check_timeout, so a half-open
+  # connection is detected.
+  #
+  # Options (nil keeps the core's default): health_check_interval (seconds,
+  # 0 = off), health_check_timeout, reconnect_min and reconnect_max (backoff
+  # bounds in seconds), reconnect_max_attempts (0 = forever), encoding (nil:
+  # binary Strings), batch_size, and every connection option of Client.
+  #
+  # One thread reads a subscriber. #wakeup, #stop and #close may be called
+  # from any thread or from a trap handler. Waiting releases the GVL, so other
+  # threads run; Ctrl-C, SIGTERM and Thread#kill interrupt it at once.
+  class Subscriber
+    include HandleOwner
+    include Enumerable
+
+    # The handlers of the block form of #subscribe and friends, named as in
+    # redis-rb: on.message, on.pmessage, on.smessage, on.subscribe,
+    # on.psubscribe, on.ssubscribe, on.unsubscribe, on.punsubscribe,
+    # on.sunsubscribe, plus on.gap.
+    class Handlers
+      NAMES = %i[message pmessage smessage gap subscribe psubscribe ssubscribe
+                 unsubscribe punsubscribe sunsubscribe].freeze
+
+      def initialize
+        @blocks = {}
+      end
+
+      NAMES.each do |name|
+        define_method(name) do |&block|
+          raise ArgumentError, "on.#{name} needs a block" unless block
+          @blocks[name] = block
+          self
+        end
+      end
+
+      # Internal: calls the handler for name, if any.
+      def call(name, *args)
+        b = @blocks[name]
+        b&.call(*args)
+      end
+
+      def handles?(name)
+        @blocks.key?(name)
+      end
+    end
+
+    def initialize(url = "redis://localhost:6379", health_check_interval: nil,
+                   health_check_timeout: nil, reconnect_min: nil, reconnect_max: nil,
+                   reconnect_max_attempts: nil, encoding: nil, batch_size: 128, **options)
+      unless batch_size.is_a?(Integer) && batch_size.between?(1, 65_536)
+        raise ArgumentError, "batch_size must be an Integer in 1..65536"
+      end
+      handle = Cimpl::Sub.new(Internal.check_url(url))
+      Internal.apply_options(handle, {
+        health_check_interval: health_check_interval,
+        health_check_timeout: health_check_timeout,
+        reconnect_min: reconnect_min, reconnect_max: reconnect_max,
+        reconnect_max_attempts: reconnect_max_attempts
+      }.merge(options))
+      @batch = batch_size
+      @encoding = Internal.encoding(encoding)
+      @pending = []
+      @stop = false
+      @reader = nil
+      @description = Cimpl.url_redact(url)
+      init_handle(handle)
+    end
+
+    # ---------------------------------------------------------------- state
+
+    # The URL with any password replaced by "***".
+    def url
+      @description
+    end
+
+    # True when subscribed on a live link.
+    def connected?
+      !@closing && Internal.query(@handle, false, &:is_connected)
+    end
+
+    # Number of wanted subscriptions of all kinds.
+    def subscription_count
+      @closing ? 0 : Internal.query(@handle, 0, &:count)
+    end
+
+    # Connects now (subscribing connects by itself).
+    def connect
+      with_handle(&:connect)
+      self
+    end
+
+    # Makes a waiting #next_message return nil and ends #each_message and a
+    # block-form subscribe loop, at once. Safe from any thread and from trap
+    # handlers; when nothing waits, the next wait returns immediately.
+    def wakeup
+      @stop = true
+      Internal.wake(@handle)
+      nil
+    end
+    alias stop wakeup
+
+    def inspect
+      if @closing
+        "#<#{self.class.name} #{@description} (closed)>"
+      else
+        "#<#{self.class.name} #{@description} (#{subscription_count} subscriptions, " \
+          "#{connected? ? 'connected' : 'not connected'})>"
+      end
+    end
+    alias to_s inspect
+
+    # ---------------------------------------------------------------- subscriptions
+
+    # Subscribes to each channel and waits until the server confirms, so a
+    # message published afterwards is received. With a block, works as
+    # redis-rb's subscribe: the block registers handlers (on.message { |channel,
+    # message| }) and the call then dispatches messages until every
+    # subscription is gone (unsubscribe in a handler), #stop or #close.
+    def subscribe(*channels, &block)
+      change(:subscribe, channels, block)
+    end
+
+    # Subscribes to glob-style patterns ("news.*"); see #subscribe.
+    def psubscribe(*patterns, &block)
+      change(:psubscribe, patterns, block)
+    end
+
+    # Subscribes to shard channels (Redis 7, SPUBLISH); see #subscribe.
+    def ssubscribe(*channels, &block)
+      change(:ssubscribe, channels, block)
+    end
+
+    # Removes channel subscriptions; without arguments, all of them.
+    # Messages already received for them are still delivered.
+    def unsubscribe(*channels)
+      remove(:unsubscribe, channels)
+    end
+
+    def punsubscribe(*patterns)
+      remove(:punsubscribe, patterns)
+    end
+
+    def sunsubscribe(*channels)
+      remove(:sunsubscribe, channels)
+    end
+
+    # ---------------------------------------------------------------- receiving
+
+    # The next Message, waiting up to timeout seconds (0: do not wait, nil:
+    # until one arrives or #wakeup). nil on timeout, wakeup or close.
+    def next_message(timeout: 0)
+      check_timeout(timeout)
+      return @pending.shift unless @pending.empty?
+      raise Internal.state_error("the subscriber is closed") if @closing
+      reading { fetch(timeout) }
+    end
+
+    # Yields each Message as it arrives; returns when #wakeup, #stop or
+    # #close is called (from another thread or a trap handler), or, with
+    # timeout:, when no message arrived for that many seconds. Without a
+    # block, an Enumerator.
+    def each_message(timeout: nil)
+      check_timeout(timeout)
+      return enum_for(:each_message, timeout: timeout) unless block_given?
+      raise Internal.state_error("the subscriber is closed") if @closing
+      reading do
+        loop do
+          msg = @pending.shift || fetch(timeout)
+          break if msg.nil?
+          yield msg
+        end
+      end
+      self
+    end
+    alias listen each_message
+
+    def each(&block)
+      each_message(&block)
+    end
+
+    private
+
+    def check_timeout(timeout)
+      return if timeout.nil?
+      raise TypeError, "timeout must be a number of seconds or nil" unless timeout.is_a?(Numeric)
+      raise ArgumentError, "timeout must not be negative" if timeout.negative?
+    end
+
+    # One reader at a time: a second thread would steal events.
+    def reading
+      me = Thread.current
+      if @reader && @reader != me && @reader.alive?
+        raise Internal.state_error("another thread is reading this subscriber")
+      end
+      outer = @reader == me
+      @reader = me
+      begin
+        yield
+      ensure
+        @reader = nil unless outer
+      end
+    end
+
+    def change(verb, names, block)
+      raise ArgumentError, "#{verb} needs at least one name" if names.empty?
+      handlers = nil
+      if block
+        handlers = Handlers.new
+        block.call(handlers)
+      end
+      names = names.flatten.map { |n| Internal.bytes(n, "channel") }
+      with_handle do |h|
+        names.each do |name|
+          # A positive status (interrupted while waiting for the
+          # confirmation) is fine: the subscription stays wanted and is
+          # confirmed inside the next wait.
+          h.public_send(verb, name)
+          handlers&.call(verb, Internal.recode(name.dup, @encoding), h.count)
+        end
+      end
+      Reactis.logger.debug { "#{verb} #{names.map(&:inspect).join(' ')} on #{@description}" }
+      return self unless handlers
+      dispatch(handlers)
+    end
+
+    def remove(verb, names)
+      with_handle do |h|
+        if names.empty?
+          h.public_send(verb, nil)
+          @handlers&.call(verb, nil, h.count)
+        else
+          names.flatten.each do |n|
+            h.public_send(verb, Internal.bytes(n, "channel"))
+            @handlers&.call(verb, n, h.count)
+          end
+        end
+      end
+      self
+    end
+
+    # The block form's loop: until no subscription is left, #stop or #close.
+    def dispatch(handlers)
+      outer = @handlers
+      @handlers = handlers
+      reading do
+        loop do
+          break if @closing || subscription_count.zero?
+          msg = @pending.shift || fetch(nil, stop_when_unsubscribed: true)
+          break if msg.nil?
+          case msg.kind
+          when :message then handlers.call(:message, msg.channel, msg.data)
+          when :pmessage then handlers.call(:pmessage, msg.pattern, msg.channel, msg.data)
+          when :smessage
+            if handlers.handles?(:smessage)
+              handlers.call(:smessage, msg.channel, msg.data)
+            else
+              handlers.call(:message, msg.channel, msg.data)
+            end
+          when :gap then handlers.call(:gap, msg)
+          end
+        end
+      end
+      self
+    ensure
+      @handlers = outer
+    end
+
+    # The next event, waiting up to timeout seconds (nil = forever) in
+    # slices; nil on timeout, wakeup or close.
+    def fetch(timeout, stop_when_unsubscribed: false)
+      deadline = timeout && Internal.monotonic + timeout
+      loop do
+        if @stop
+          @stop = false
+          return nil
+        end
+        return nil if @closing
+        return nil if stop_when_unsubscribed && subscription_count.zero?
+        ms = if deadline
+               [[((deadline - Internal.monotonic) * 1000).ceil, 0].max, Internal::SLICE_MS].min
+             else
+               Internal::SLICE_MS
+             end
+        rc, events = with_handle { |h| h.next_batch(ms, @batch) }
+        if rc == Cimpl::OK
+          events.each do |ev|
+            msg = Message.from_event(ev, @encoding)
+            if msg.gap?
+              Reactis.logger.warn do
+                "reconnected to #{@description} after #{msg.reconnects} attempt(s): messages " \
+                  "published during the last #{msg.gap_end_ms - msg.gap_start_ms} ms may have been missed"
+              end
+            end
+            @pending << msg
+          end
+          return @pending.shift unless @pending.empty?
+        end
+        # RX_WOKEN: #wakeup (then @stop is set) or a stale wakeup: look again.
+        # RX_EINTR: Ruby's interrupts were handled in the glue and none
+        # raised. RX_TIMEOUT: one slice is over.
+        return nil if deadline && Internal.monotonic >= deadline
+      end
+    rescue StateError
+      raise unless @closing
+      nil
+    end
+  end
+end

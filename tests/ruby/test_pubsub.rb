@@ -1,0 +1,191 @@
+# frozen_string_literal: true
+
+require_relative "helper"
+
+class TestPubSub < ReactisTest
+  def setup
+    super
+    @redis = server
+    @client = closing(Reactis::Client.new(@redis.url))
+  end
+
+  def subscriber(**opts)
+    closing(Reactis::Subscriber.new(@redis.url, **opts))
+  end
+
+  def test_round_trip
+    sub = subscriber
+    sub.subscribe("chat:room-1")
+    assert_equal 1, sub.subscription_count
+    assert_equal 1, @client.publish("chat:room-1", "hello")
+    msg = sub.next_message(timeout: 5)
+    refute_nil msg
+    assert_equal :message, msg.kind
+    assert_equal "chat:room-1", msg.channel
+    assert_equal "hello", msg.data
+    assert_equal Encoding::BINARY, msg.data.encoding
+    assert_equal Encoding::BINARY, msg.channel.encoding
+    assert_nil msg.pattern
+    refute msg.gap?
+    assert_nil sub.next_message(timeout: 0)
+  end
+
+  def test_patterns
+    sub = subscriber
+    sub.psubscribe("news.*", "sport.?")
+    @client.publish("news.tech", "a")
+    @client.publish("sport.x", "b")
+    @client.publish("weather", "ignored")
+    got = sub.each_message(timeout: 1).first(2)
+    assert_equal [%w[news.* news.tech a], %w[sport.? sport.x b]],
+                 got.map { |m| [m.pattern, m.channel, m.data] }
+    assert(got.all? { |m| m.kind == :pmessage })
+    assert_nil sub.next_message(timeout: 0.2)
+  end
+
+  def test_binary_strings
+    sub = subscriber
+    channel = "bin\x00\xFF:chan".b
+    payload = "\x00\xFF\xFEpayload\x00".b
+    sub.subscribe(channel)
+    @client.publish(channel, payload)
+    msg = sub.next_message(timeout: 5)
+    assert_equal channel, msg.channel
+    assert_equal payload, msg.data
+    assert_equal Encoding::BINARY, msg.data.encoding
+    assert_equal 11, msg.data.bytesize
+    # A UTF-8 String goes out as its bytes.
+    @client.publish(channel, "é")
+    assert_equal "é".b, sub.next_message(timeout: 5).data
+    # Replies too: bulk strings are binary.
+    @client.command("SET", "k\x00".b, payload)
+    value = @client.command("GET", "k\x00".b)
+    assert_equal payload, value
+    assert_equal Encoding::BINARY, value.encoding
+    assert_equal "OK", @client.command("SET", "n", 42)
+    assert_equal 43, @client.command("INCR", :n)
+  end
+
+  def test_encoding_on_request
+    sub = subscriber(encoding: "UTF-8")
+    sub.subscribe("utf")
+    @client.publish("utf", "héllo")
+    msg = sub.next_message(timeout: 5)
+    assert_equal Encoding::UTF_8, msg.data.encoding
+    assert_equal "héllo", msg.data
+    c = closing(Reactis::Client.new(@redis.url, encoding: Encoding::UTF_8))
+    c.command("SET", "u", "ü")
+    assert_equal "ü", c.command("GET", "u")
+  end
+
+  def test_block_form_like_redis_rb
+    sub = subscriber
+    got = []
+    subscribed = []
+    publisher = nil
+    sub.psubscribe("__keyevent@*__:expired", "room:*") do |on|
+      on.psubscribe { |pattern, count| subscribed << [pattern, count] }
+      on.pmessage do |pattern, channel, message|
+        got << [pattern, channel, message]
+        sub.punsubscribe if got.size == 2
+      end
+      on.message { |_c, _m| flunk("no plain subscriptions here") }
+      publisher = Thread.new do
+        sleep 0.05
+        @client.publish("room:1", "one")
+        @client.publish("room:2", "two")
+      end
+    end
+    publisher.join
+    assert_equal [["__keyevent@*__:expired", 1], ["room:*", 2]], subscribed
+    assert_equal [%w[room:* room:1 one], %w[room:* room:2 two]], got
+    assert_equal 0, sub.subscription_count
+  end
+
+  def test_block_form_ends_on_stop
+    sub = subscriber
+    Thread.new do
+      sleep 0.1
+      @client.publish("c", "x")
+      sleep 0.1
+      sub.stop
+    end
+    seen = []
+    sub.subscribe("c") { |on| on.message { |ch, m| seen << [ch, m] } }
+    assert_equal [%w[c x]], seen
+  end
+
+  def test_each_message_is_enumerable
+    sub = subscriber
+    sub.subscribe("e")
+    enum = sub.each_message(timeout: 1)
+    assert_kind_of Enumerator, enum
+    3.times { |i| @client.publish("e", i.to_s) }
+    assert_equal %w[0 1 2], enum.take(3).map(&:data)
+    assert_kind_of Enumerable, sub
+    @client.publish("e", "last")
+    assert_equal "last", sub.first.data
+  end
+
+  def test_wakeup_ends_each_message
+    sub = subscriber
+    sub.subscribe("w")
+    t0 = monotonic
+    Thread.new { sleep 0.2; sub.wakeup }
+    count = 0
+    sub.each_message { count += 1 }
+    assert_equal 0, count
+    assert_in_delta 0.2, monotonic - t0, 0.3
+  end
+
+  def test_close_from_another_thread
+    sub = subscriber
+    sub.subscribe("x")
+    reader = Thread.new { sub.each_message.to_a }
+    sleep 0.1
+    sub.close
+    assert_equal [], reader.value
+    assert sub.closed?
+    assert_raises(Reactis::StateError) { sub.next_message }
+    sub.close # idempotent
+  end
+
+  def test_unsubscribe
+    sub = subscriber
+    sub.subscribe("a", "b")
+    assert_equal 2, sub.subscription_count
+    sub.unsubscribe("a")
+    assert_equal 1, sub.subscription_count
+    @client.publish("a", "gone")
+    @client.publish("b", "kept")
+    assert_equal "kept", sub.next_message(timeout: 5).data
+    sub.unsubscribe
+    assert_equal 0, sub.subscription_count
+  end
+
+  def test_other_thread_progresses_while_one_blocks
+    sub = subscriber
+    sub.subscribe("quiet")
+    reader = Thread.new { sub.next_message(timeout: 1.5) }
+    sleep 0.05
+    ticks = 0
+    t0 = monotonic
+    ticks += 1 while monotonic - t0 < 0.5
+    # A thread holding the GVL while blocked would have let us count nothing.
+    assert_operator ticks, :>, 100_000
+    # And a second connection works meanwhile.
+    assert @client.ping
+    assert_nil reader.value
+  end
+
+  def test_inspect_hides_password
+    r = server(password: "s3cr3t-pw")
+    c = closing(Reactis::Client.new(r.url))
+    s = closing(Reactis::Subscriber.new(r.url))
+    refute_includes c.inspect, "s3cr3t-pw"
+    refute_includes s.inspect, "s3cr3t-pw"
+    assert_includes c.inspect, "***"
+    assert_includes s.url, "***"
+    assert c.ping
+  end
+end
