@@ -20,6 +20,6 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop redis-server >/dev/
 PY=${PYTHON:-python3}
 if command -v "$PY" >/dev/null 2>&1; then
   "$PY" -m pip --version >/dev/null 2>&1 && \
-    "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore pytest setuptools wheel >/dev/null
+    "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore pytest pytest-timeout setuptools wheel >/dev/null
 fi
 exit 0

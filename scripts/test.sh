@@ -62,10 +62,10 @@ if [ "${RX_QUICK:-0}" != 1 ]; then
   suite "fuzzing (libFuzzer, bounded)" fuzz_tests
 fi
 if [ -f setup.py ] && [ -d tests/python ]; then
-  [ -x tests/python/run.sh ] && suite "Python tests" bash tests/python/run.sh
+  [ -x tests/python/run.sh ] && suite "Python tests" timeout 600 bash tests/python/run.sh
 fi
 if [ -f Rakefile ] && [ -d tests/ruby ]; then
-  [ -x tests/ruby/run.sh ] && suite "Ruby tests" bash tests/ruby/run.sh
+  [ -x tests/ruby/run.sh ] && suite "Ruby tests" timeout 600 bash tests/ruby/run.sh
 fi
 echo
 [ $failed -gt 0 ] && echo "failed suites: ${failed_names[*]}"

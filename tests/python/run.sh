@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
-"$PY" -m pytest --version >/dev/null 2>&1 || \
-  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore pytest setuptools wheel
+"$PY" -c "import pytest, pytest_timeout" >/dev/null 2>&1 || \
+  "$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    pytest pytest-timeout setuptools wheel
 "$PY" setup.py -q build_ext --inplace >/dev/null
-exec "$PY" -m pytest tests/python -q -p no:cacheprovider "$@"
+# A hung test fails after 120 s instead of hanging CI.
+exec "$PY" -m pytest tests/python -q -p no:cacheprovider --timeout=120 "$@"
