@@ -56,6 +56,7 @@ typedef struct rx_opts {
   int health_timeout_ms;
   int reconnect_min_ms, reconnect_max_ms;
   int reconnect_max_attempts; /* 0 = forever */
+  int cluster;             /* cluster=yes: Redis Cluster mode (cluster.h) */
 } rx_opts;
 
 /* Parses url into o (which it initialises). 0, or RX_EURL/RX_ENOMEM with a

@@ -14,6 +14,7 @@
  * subscription is replayed, and once the server has confirmed them all one
  * RX_EV_GAP event tells the application which window it may have missed. */
 #include "rx_private.h"
+#include "rx_cluster.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -37,6 +38,7 @@ typedef struct reply_fifo {
 } reply_fifo;
 
 struct rx_sub {
+  rx__csub *cl;           /* cluster mode: everything lives in cluster_sub.c */
   rx_conn conn;
   name_set wanted[KIND_COUNT];
   reply_fifo fifo;        /* received, not yet delivered */
@@ -160,6 +162,20 @@ static long long expect_deadline(const rx_sub *s) {
 rx_sub *rx_sub_new(const char *url, char *errstr, size_t errstr_len) {
   rx_opts o;
   if (errstr && errstr_len) errstr[0] = '\0';
+  if (rx__cluster_url(url)) {
+    rx_sub *cs = rx__calloc(1, sizeof *cs);
+    if (!cs) {
+      rx__fmt(errstr, errstr_len, "out of memory");
+      return NULL;
+    }
+    cs->conn.fd = cs->conn.wake_rd = cs->conn.wake_wr = -1;
+    cs->cl = rx__csub_new(url, errstr, errstr_len);
+    if (!cs->cl) {
+      rx__free(cs);
+      return NULL;
+    }
+    return cs;
+  }
   if (rx__opts_parse(&o, url, errstr, errstr_len) != RX_OK) return NULL;
   rx_sub *s = rx__calloc(1, sizeof *s);
   if (!s || rx__conn_init(&s->conn, &o) != RX_OK) {
@@ -174,6 +190,11 @@ rx_sub *rx_sub_new(const char *url, char *errstr, size_t errstr_len) {
 
 void rx_sub_free(rx_sub *s) {
   if (!s) return;
+  if (s->cl) {
+    rx__csub_free(s->cl);
+    rx__free(s);
+    return;
+  }
   release_held(s);
   rx__free(s->held);
   rx_reply *r;
@@ -186,6 +207,7 @@ void rx_sub_free(rx_sub *s) {
 
 int rx_sub_set(rx_sub *s, const char *name, const char *value) {
   if (!s) return RX_EINVAL;
+  if (s->cl) return rx__csub_set(s->cl, name, value);
   char err[200];
   int rc = rx__opts_set(&s->conn.opts, name, value, err, sizeof err);
   return rc ? seterr(s, rc, err) : RX_OK;
@@ -193,18 +215,30 @@ int rx_sub_set(rx_sub *s, const char *name, const char *value) {
 
 size_t rx_sub_count(const rx_sub *s) {
   if (!s) return 0;
+  if (s->cl) return rx__csub_count(s->cl);
   return s->wanted[0].count + s->wanted[1].count + s->wanted[2].count;
 }
 
-int rx_sub_fd(const rx_sub *s) { return s ? s->conn.fd : -1; }
+int rx_sub_fd(const rx_sub *s) {
+  if (s && s->cl) return rx__csub_fd(s->cl);
+  return s ? s->conn.fd : -1;
+}
 void rx_sub_wakeup(rx_sub *s) {
-  if (s) rx_conn_wakeup(&s->conn);
+  if (s && s->cl) rx__csub_wakeup(s->cl);
+  else if (s) rx_conn_wakeup(&s->conn);
 }
 int rx_sub_is_connected(const rx_sub *s) {
+  if (s && s->cl) return rx__csub_is_connected(s->cl);
   return s && s->conn.fd >= 0 && s->confirms == 0;
 }
-int rx_sub_err(const rx_sub *s) { return s ? s->err : RX_EINVAL; }
-const char *rx_sub_errstr(const rx_sub *s) { return s ? s->errstr : "no subscriber"; }
+int rx_sub_err(const rx_sub *s) {
+  if (s && s->cl) return rx__csub_err(s->cl);
+  return s ? s->err : RX_EINVAL;
+}
+const char *rx_sub_errstr(const rx_sub *s) {
+  if (s && s->cl) return rx__csub_errstr(s->cl);
+  return s ? s->errstr : "no subscriber";
+}
 
 /* ---------------------------------------------------------------- link */
 
@@ -299,6 +333,7 @@ static int open_link(rx_sub *s) {
 
 int rx_sub_connect(rx_sub *s) {
   if (!s) return RX_EINVAL;
+  if (s->cl) return rx__csub_connect(s->cl);
   if (s->conn.fd >= 0) return RX_OK;
   return open_link(s);
 }
@@ -512,6 +547,7 @@ static int next_one(rx_sub *s, long long deadline, rx_event *ev) {
 
 int rx_sub_next(rx_sub *s, int timeout_ms, rx_event *ev) {
   if (!s || !ev) return RX_EINVAL;
+  if (s->cl) return rx__csub_next(s->cl, timeout_ms, ev);
   release_held(s);
   return next_one(s, rx__deadline(timeout_ms), ev);
 }
@@ -519,6 +555,7 @@ int rx_sub_next(rx_sub *s, int timeout_ms, rx_event *ev) {
 int rx_sub_next_batch(rx_sub *s, int timeout_ms, rx_event *evs, size_t max, size_t *n) {
   if (n) *n = 0;
   if (!s || !evs || !n || !max) return RX_EINVAL;
+  if (s->cl) return rx__csub_next_batch(s->cl, timeout_ms, evs, max, n);
   release_held(s);
   int rc = next_one(s, rx__deadline(timeout_ms), &evs[0]);
   if (rc != RX_OK) return rc;
@@ -548,6 +585,7 @@ int rx_sub_next_batch(rx_sub *s, int timeout_ms, rx_event *evs, size_t max, size
 
 static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
   if (!s || (!p && n)) return RX_EINVAL;
+  if (s->cl) return rx__csub_change(s->cl, kind, add, p, n);
   name_set *ns = &s->wanted[kind];
   if (add) {
     int rc = set_add(ns, p ? p : "", n);

@@ -164,6 +164,8 @@ int rx__opts_set(rx_opts *o, const char *name, const char *value, char *errstr,
     SECONDS(reconnect_max_ms);
   } else if (!strcmp(name, "reconnect_max_attempts")) {
     bad = parse_int(value, 0, INT_MAX, &o->reconnect_max_attempts);
+  } else if (!strcmp(name, "cluster")) {
+    bad = parse_bool(value, &o->cluster);
   } else {
     rx__fmt(errstr, errlen, "unknown option \"%.64s\"", name);
     return RX_EURL;

@@ -69,13 +69,14 @@ RX_EXTERN const char *rx_version(void);
   XX(ESYS, -22, "system call failed")                                          \
   XX(EREADONLY, -23, "the server is a read-only replica")                      \
   XX(ELOADING, -24, "the server is loading its dataset")                       \
-  XX(EBUSY, -25, "the server is busy running a script")
+  XX(EBUSY, -25, "the server is busy running a script")                        \
+  XX(ECLUSTER, -26, "Redis Cluster: not a cluster, or no node serves the slot")
 
 typedef enum rx_status {
 #define RX__STATUS_ENUM(name, value, msg) RX_##name = value,
   RX_STATUS_MAP(RX__STATUS_ENUM)
 #undef RX__STATUS_ENUM
-  RX__STATUS_END = -26
+  RX__STATUS_END = -27
 } rx_status;
 
 /* The fixed message of a status code ("timed out waiting ..."); a static
@@ -112,6 +113,7 @@ RX_EXTERN long long rx_monotonic_ms(void);
 #endif
 
 #include "reactis/conn.h"
+#include "reactis/cluster.h"
 #include "reactis/keyspace.h"
 #include "reactis/sub.h"
 #include "reactis/template.h"
