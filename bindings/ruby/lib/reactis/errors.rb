@@ -74,6 +74,8 @@ module Reactis
   class StaleDeliveryError < Error; end
   class NotFoundError < Error; end
   class SystemCallError < Error; end
+  # Redis Cluster: not a cluster, or no node serves the slot (CLUSTERDOWN).
+  class ClusterError < Error; end
   # A blocking call was woken up (#wakeup from another thread) or
   # interrupted by a signal whose trap handler did not raise; its reply, if
   # any, was discarded.
@@ -107,6 +109,7 @@ module Reactis
     "EREADONLY" => ReadOnlyError,
     "ELOADING" => LoadingError,
     "EBUSY" => BusyError,
+    "ECLUSTER" => ClusterError,
     "WOKEN" => Interrupted,
     "EINTR" => Interrupted
   }.freeze
@@ -122,7 +125,8 @@ module Reactis
     "LOADING" => LoadingError,
     "BUSY" => BusyError,
     "NOAUTH" => AuthenticationError,
-    "WRONGPASS" => AuthenticationError
+    "WRONGPASS" => AuthenticationError,
+    "CLUSTERDOWN" => ClusterError
   }.freeze
 
   # The class for a C status name ("EAUTH").
