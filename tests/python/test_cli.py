@@ -6,7 +6,6 @@ read stdin, block or handle signals run `python -m reactis` as a child."""
 
 import io
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -69,6 +69,11 @@ def round_trip(python: Path, url: str, cwd: Path) -> str:
                           cwd=str(cwd), timeout=60, env={"PATH": os.environ.get("PATH", "")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "round trip ok" in proc.stdout
+    # The command-line tool and the worker ship with the package.
+    cli = subprocess.run([str(python), "-m", "reactis", "--url", url, "--json", "stats",
+                          "install.q"], capture_output=True, text=True, cwd=str(cwd), timeout=60,
+                         env={"PATH": os.environ.get("PATH", "")})
+    assert cli.returncode == 0 and '"queue":"install.q"' in cli.stdout, cli.stderr
     return proc.stdout.split()[-1]  # the path of the installed cimpl.py
 
 
@@ -95,7 +100,8 @@ def test_sdist_installs_without_swig(tmp_path, redis_server):
         names = tf.getnames()
     for needed in ("bindings/python/generated/reactis_wrap.c",
                    "bindings/python/generated/cimpl.py", "bindings/reactis.i",
-                   "core/include/reactis/reactis.h", "bindings/python/reactis/py.typed"):
+                   "core/include/reactis/reactis.h", "bindings/python/reactis/py.typed",
+                   "bindings/python/reactis/__main__.py", "bindings/python/reactis/worker.py"):
         assert any(n.endswith(needed) for n in names), needed
     assert not any(n.endswith(".so") for n in names)
 

@@ -98,6 +98,51 @@ def test_many_messages_in_order(url, channel):
         assert got == list(range(n))
 
 
+def test_leaving_listen_keeps_the_rest_of_the_batch(url, channel):
+    """Messages are read in batches; breaking out of listen() must not drop
+    the ones already read but not yet yielded."""
+    with reactis.Subscriber(url, batch_size=64) as sub, reactis.Client(url) as pub:
+        sub.subscribe(channel)
+        for i in range(100):
+            pub.publish(channel, str(i))
+        pub.ping()
+        time.sleep(0.1)  # all 100 are in the subscriber's socket by now
+        got = []
+        for msg in sub.listen():
+            got.append(int(msg.data))
+            if len(got) == 10:
+                break
+        got.append(int(_get(sub).data))
+        for msg in sub.listen():
+            got.append(int(msg.data))
+            if len(got) == 100:
+                break
+        assert got == list(range(100))
+
+
+def test_get_messages_batches(url, channel):
+    with reactis.Subscriber(url, batch_size=16) as sub, reactis.Client(url) as pub:
+        sub.subscribe(channel)
+        assert sub.get_messages() == []
+        t0 = time.monotonic()
+        assert sub.get_messages(timeout=0.3) == []
+        assert time.monotonic() - t0 >= 0.25
+        for i in range(40):
+            pub.publish(channel, b"%d" % i)
+        got = []
+        deadline = time.monotonic() + 5
+        while len(got) < 40 and time.monotonic() < deadline:
+            batch = sub.get_messages(timeout=1.0, max_messages=7)
+            assert 1 <= len(batch) <= 7
+            got += batch
+        assert [m.data for m in got] == [b"%d" % i for i in range(40)]
+        assert all(m.kind == "message" and m.channel == channel for m in got)
+        with pytest.raises(ValueError):
+            sub.get_messages(max_messages=0)
+    with pytest.raises(reactis.StateError):
+        sub.get_messages()
+
+
 def test_get_message_timeouts(url, channel):
     with reactis.Subscriber(url) as sub:
         sub.subscribe(channel)

@@ -3,7 +3,6 @@ signals."""
 
 import datetime
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -167,8 +166,18 @@ def test_signal_handlers_installed_in_main_thread_only(url, qname):
         q.stop()
         t.join(5)
         assert not t.is_alive() and out == [1] and time.monotonic() - t0 < 1.0
-        with pytest.raises(ValueError):
-            threading.Thread(target=lambda: q.work(print, handle_signals=True)).run()
+        errors = []
+
+        def refused():
+            try:
+                q.work(print, handle_signals=True)
+            except ValueError as e:
+                errors.append(e)
+
+        t = threading.Thread(target=refused)
+        t.start()
+        t.join(5)
+        assert len(errors) == 1 and "main thread" in str(errors[0])
 
 
 def test_concurrency_threads(url, qname):
@@ -184,7 +193,7 @@ def test_concurrency_threads(url, qname):
         q.schedule_many([b"%d" % i for i in range(12)])
         t0 = time.monotonic()
         assert q.work(handler, concurrency=4, batch=1, burst=True) == 12
-        assert time.monotonic() - t0 < 0.05 * 12 * 0.75  # in parallel
+        assert time.monotonic() - t0 < 0.5  # in parallel: one after another takes 0.6 s
         assert len(threads) >= 2
         st = q.stats()
         assert (st.acked, st.in_flight) == (12, 0)
@@ -205,7 +214,12 @@ def test_worker_survives_a_redis_restart(redis_factory, qname):
             server.kill()
             time.sleep(0.3)
             server.start(port=server.port)
-            q2.schedule(b"after")
+            try:
+                q2.schedule(b"after")
+            except reactis.ConnectionError:
+                # The first call after a lost link reports it (a command is
+                # never sent twice); the next one reconnects.
+                q2.schedule(b"after")
             deadline = time.monotonic() + 10
             while len(got) < 2 and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -69,7 +69,7 @@ class KeyEvent(NamedTuple):
         return b"__keyevent@%d__:%s" % (self.db, self.event.encode("utf-8", "surrogateescape"))
 
 
-def enable_keyspace_events(url_or_client: Union[str, "Client"], flags: str = "Ex",
+def enable_keyspace_events(url_or_client: Union[str, "Client", None] = None, flags: str = "Ex",
                            **options: Any) -> str:
     """Makes sure ``notify-keyspace-events`` contains every flag in *flags*
     (Redis syntax: ``K E g $ l s h z x e t m d n A``) and returns the flags
@@ -82,7 +82,8 @@ def enable_keyspace_events(url_or_client: Union[str, "Client"], flags: str = "Ex
     An unknown flag raises :class:`~reactis.InvalidArgumentError`.
 
     *url_or_client* is a URL (a connection is opened for the call, with
-    *options*) or a :class:`~reactis.Client`.
+    *options*; None: ``$REDIS_URL``, else ``redis://localhost:6379/0``) or a
+    :class:`~reactis.Client`.
     """
     if not isinstance(flags, str):
         raise TypeError("flags must be a str, not %s" % type(flags).__name__)

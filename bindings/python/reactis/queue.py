@@ -540,7 +540,10 @@ class Queue:
           finished (and acked), fetched jobs not started are given back,
           and work() returns. A second signal (or *grace* seconds after the
           first) interrupts the handler with :class:`WorkerInterrupt`; the
-          job is given back (retry, due now) and work() returns. Signal
+          job is given back (retry, due now) and work() returns. (With
+          *concurrency* > 1 the interrupt reaches a handler thread at its
+          next Python instruction: a blocking call there runs to its end.)
+          Signal
           handlers are installed only when work() runs in the main thread
           (*handle_signals*: None = then, False = never) and are restored
           afterwards. From other threads, :meth:`stop` does the same.

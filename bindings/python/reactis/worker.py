@@ -188,7 +188,8 @@ class Worker:
             if timer is not None:
                 timer.cancel()
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # None: a handler set outside Python; the default is closest.
+                signal.signal(sig, signal.SIG_DFL if handler is None else handler)
             for slot in self.slots[1:]:
                 slot.queue.close()
         n = sum(s.handled for s in self.slots)
@@ -254,7 +255,8 @@ class Worker:
         while not self.stopping.is_set() and not q._stop.is_set():
             want = self._take(size)
             if want <= 0:
-                self.request_stop("max_jobs reached", slot)
+                # This loop is done; the others end as they find the same.
+                log.debug("queue %s: max_jobs reached", q.name)
                 break
             try:
                 rc, jobs = q._fetch_once(want, 0 if self.burst else SLICE_MS)
@@ -264,7 +266,7 @@ class Worker:
                         self.count -= want
                 failures += 1
                 delay = min(5.0, 0.1 * 2 ** min(failures, 6))
-                log.warning("queue %s: %s; trying again in %.1f s", q.name, e, delay)
+                log.warning("%s; trying again in %.1f s", e, delay)
                 self.stopping.wait(delay)
                 continue
             if self.max_jobs is not None and len(jobs) < want:
@@ -276,7 +278,9 @@ class Worker:
                 break
             if not jobs:
                 if self.burst and rc != cimpl.EINTR:
-                    self.request_stop("burst: nothing is due", slot)
+                    # Only this loop: another may still hold jobs, and its
+                    # retries may fall due.
+                    log.debug("queue %s: burst: nothing is due", q.name)
                     break
                 continue
             t0 = time.monotonic()
@@ -289,6 +293,7 @@ class Worker:
         lease_from = time.monotonic()
         first_ack = 0.0
         batched = len(jobs) > 1
+        i = 0
         try:
             for i, job in enumerate(jobs):
                 if self.stopping.is_set() or q._stop.is_set():
@@ -310,6 +315,13 @@ class Worker:
                 if not acks:
                     first_ack = time.monotonic()
                 acks.append(job)
+        except BaseException:
+            # KeyboardInterrupt, SystemExit: the jobs not started go back at
+            # once rather than after their visibility timeout.
+            held = set(map(id, acks))
+            q._give_back([j for j in jobs[i:] if id(j) not in held],
+                         "the worker stopped before this job")
+            raise
         finally:
             if acks:
                 self._ack(q, acks)
