@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: build reactis and run the demo. Without REDIS_URL it starts a
+# The main job: build reactis and run the demos: parsed keyspace events
+# (examples/c/expired_demo.c), then the reliable delayed queue delivering
+# messages that fell due while no worker ran (examples/c/queue_demo.c). Without REDIS_URL it starts a
 # throwaway redis-server on a free loopback port and removes it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,5 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "demo: started a throwaway redis-server at $REDIS_URL"
 fi
 ./build/examples/expired_demo "$REDIS_URL"
-if [ -x build/reactis ] && [ -f examples/queue_demo.sh ]; then bash examples/queue_demo.sh; fi
+echo
+./build/examples/queue_demo "$REDIS_URL"
