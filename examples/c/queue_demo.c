@@ -6,6 +6,7 @@
  * starts at 5 s and receives both, in due order, and acks them.
  *
  *   queue_demo [redis-url]      (default: $REDIS_URL, else redis://127.0.0.1:6379) */
+#define _POSIX_C_SOURCE 200809L
 #include <reactis/reactis.h>
 #include <stdio.h>
 #include <stdlib.h>
