@@ -30,7 +30,7 @@ san_tests() {
 }
 valgrind_tests() {
   local ok=0
-  for t in test_url test_keyspace test_conn; do
+  for t in test_url test_keyspace test_template test_conn test_bad_input; do
     [ -x build-ci/tests/$t ] || continue
     echo "--- valgrind $t"
     RX_TEST_TMP=$PWD/build-ci/tests/tmp valgrind -q --error-exitcode=99 --leak-check=full \
@@ -63,6 +63,8 @@ if [ "${RX_QUICK:-0}" != 1 ]; then
 fi
 if [ -f setup.py ] && [ -d tests/python ]; then
   [ -x tests/python/run.sh ] && suite "Python tests" timeout 600 bash tests/python/run.sh
+  [ "${RX_QUICK:-0}" != 1 ] && [ -x tests/python/run_asan.sh ] && \
+    suite "Python tests under ASan+UBSan" timeout 600 bash tests/python/run_asan.sh
 fi
 if [ -f Rakefile ] && [ -d tests/ruby ]; then
   [ -x tests/ruby/run.sh ] && suite "Ruby tests" timeout 600 bash tests/ruby/run.sh

@@ -293,6 +293,13 @@ local function op_fetch()
       ids[#ids + 1] = due[j]
     end
     local recs = redis.call('HMGET', M, unpack(ids))
+    -- At maxmemory (noeviction) Redis refuses a script's first write when
+    -- it may grow memory (XADD), but no write after it. Promotion only
+    -- moves messages (the ZREM and HDEL below free what the XADDs take),
+    -- and consuming is the only way out of a full server, so the first
+    -- write here is one that cannot grow memory: an XACK of no entry. It
+    -- also stops on a ready stream of the wrong type before anything moved.
+    redis.call('XACK', S, g, '0-1')
     local last_enq, last_enq_s = nil, nil
     for j, id in ipairs(ids) do
       local v = recs[j]
@@ -422,7 +429,14 @@ end
 -- Returns 1, or 0 when the delivery is no longer pending (stale).
 local function op_extend()
   local g, me, eid, ms, vt = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-  local p = redis.call('XPENDING', S, g, eid, eid, 1)
+  local p = redis.pcall('XPENDING', S, g, eid, eid, 1)
+  if is_err(p) then
+    -- No stream or no group yet: nothing is pending, so the token is stale.
+    if string.find(p.err, 'NOGROUP', 1, true) then
+      return 0
+    end
+    error(p)
+  end
   if #p == 0 then
     return 0
   end
@@ -519,6 +533,21 @@ local function op_leave()
   return 1
 end
 
+-- ARGV: 'group', group. Creates the consumer group (and the ready stream),
+-- starting at the first entry; an existing group is fine. Here rather than
+-- a plain XGROUP CREATE, which Redis refuses at maxmemory: consumers must
+-- be able to start on a full server, or nothing could ever drain it. The
+-- XACK of no entry comes first for that (see op_fetch).
+local function op_group()
+  local g = ARGV[2]
+  redis.call('XACK', S, g, '0-1')
+  local r = redis.pcall('XGROUP', 'CREATE', S, g, '0', 'MKSTREAM')
+  if is_err(r) and not string.find(r.err, 'BUSYGROUP', 1, true) then
+    error(r)
+  end
+  return 1
+end
+
 ------------------------------------------------------------------ stats
 -- ARGV: 'stats', group. Returns now, scheduled, ready, in flight, dead, lag
 -- ms, consumers, next due (-1), acked, failures, crashes, dead total.
@@ -558,6 +587,7 @@ local ops = {
   schedule = op_schedule, fetch = op_fetch, ack = op_ack, retry = op_retry,
   extend = op_extend, cancel = op_cancel, reschedule = op_reschedule,
   requeue = op_requeue, purge = op_purge, stats = op_stats, leave = op_leave,
+  group = op_group,
 }
 
 local op = ops[ARGV[1]]

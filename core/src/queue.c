@@ -30,6 +30,8 @@
  */
 #include "rx_private.h"
 #include "reactis/queue.h"
+#define RX__QP_IMPL /* this file is one partition of a queue: see rx_queue.h */
+#include "rx_queue.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -95,6 +97,10 @@ struct rx_queue {
   batch_item *batch;
   size_t nbatch, batch_cap;
   int batch_sent;
+  /* for queue_cluster.c (rx_queue.h) */
+  int borrowed;         /* made without a URL: c is lent, w is NULL */
+  long long hint_now, hint_next_due;
+  char hint_wid[64];    /* of the last fetch */
 };
 
 static int q_seterr(rx_queue *q, int code, const char *fmt, ...)
@@ -160,10 +166,14 @@ rx_queue *rx_queue_new(const char *url, const char *name, char *errstr, size_t e
     rx__fmt(errstr, errstr_len, "out of memory");
     return NULL;
   }
-  q->c = rx_conn_new(url, errstr, errstr_len);
-  if (!q->c) goto fail_quiet;
-  q->w = rx_conn_new(url, errstr, errstr_len);
-  if (!q->w) goto fail_quiet;
+  if (url) {
+    q->c = rx_conn_new(url, errstr, errstr_len);
+    if (!q->c) goto fail_quiet;
+    q->w = rx_conn_new(url, errstr, errstr_len);
+    if (!q->w) goto fail_quiet;
+  } else {
+    q->borrowed = 1; /* queue_cluster.c lends c before each call */
+  }
   q->name = rx__strdup(name);
   if (!q->name) goto fail;
   for (int k = 0; k < K_COUNT; k++) {
@@ -220,7 +230,7 @@ void rx_queue_free(rx_queue *q) {
     if (eval(q, 3, a, NULL, &r) == RX_OK) rx_reply_free(r);
     q->c->opts.timeout_ms = saved;
   }
-  rx_conn_free(q->c);
+  if (!q->borrowed) rx_conn_free(q->c);
   rx_conn_free(q->w);
   for (int k = 0; k < K_COUNT; k++) rx__free(q->keys[k]);
   rx__free(q->name);
@@ -276,6 +286,7 @@ int rx_queue_set(rx_queue *q, const char *name, const char *value) {
     memcpy(dst, value, n + 1);
     return RX_OK;
   }
+  if (q->borrowed) return q_seterr(q, RX_EURL, "not a queue option: %s", name);
   /* Connection options go to both connections. */
   int rc = rx_conn_set(q->c, name, value);
   if (rc != RX_OK) return q_connerr(q, q->c, rc);
@@ -524,6 +535,22 @@ static int check_id(rx_queue *q, const char *id, size_t id_len) {
   return RX_OK;
 }
 
+/* Due times and delays live on the server as doubles (sorted-set scores,
+ * Lua numbers), exact only up to 2^53, and are read back as decimal
+ * integers. A time past the end of year 9999 is a mistake (an overflow,
+ * seconds multiplied twice) and would come back rounded, as a negative
+ * number, or in a form a delivery cannot be read from: refuse it. */
+#define Q_WHEN_MAX 253402300799999LL /* 9999-12-31T23:59:59.999Z, epoch ms */
+
+static int check_when(rx_queue *q, long long when_ms, const char *what) {
+  if (when_ms > Q_WHEN_MAX || when_ms < -Q_WHEN_MAX)
+    return q_seterr(q, RX_EINVAL,
+                    "queue '%s': %s of %lld ms is out of range (-%lld..%lld: the end of year "
+                    "9999)",
+                    q->name, what, when_ms, Q_WHEN_MAX, Q_WHEN_MAX);
+  return RX_OK;
+}
+
 static int check_payload(rx_queue *q, const char *payload, size_t len) {
   if (!payload && len) return q_seterr(q, RX_EINVAL, "payload is NULL");
   if ((long long)len > q->max_payload)
@@ -541,6 +568,7 @@ int rx_queue_batch_add(rx_queue *q, const char *id, size_t id_len, const char *p
   if (q->batch_sent) free_batch(q);
   int rc = check_id(q, id, id_len);
   if (rc == RX_OK) rc = check_payload(q, payload, payload_len);
+  if (rc == RX_OK) rc = check_when(q, when_ms, (flags & RX_SCHED_AT) ? "due time" : "delay");
   if (rc != RX_OK) return rc;
   if (q->nbatch == q->batch_cap) {
     size_t cap = q->batch_cap ? q->batch_cap * 2 : 64;
@@ -729,6 +757,7 @@ int rx_queue_schedule(rx_queue *q, const char *id, size_t id_len, const char *pa
   q_clearerr(q);
   int rc = check_id(q, id, id_len);
   if (rc == RX_OK) rc = check_payload(q, payload, payload_len);
+  if (rc == RX_OK) rc = check_when(q, when_ms, (flags & RX_SCHED_AT) ? "due time" : "delay");
   if (rc != RX_OK) return rc;
   char gen[RX_QUEUE_GEN_ID_SIZE];
   if (!id || !id_len) {
@@ -776,12 +805,14 @@ int rx_queue_reschedule(rx_queue *q, const char *id, size_t id_len, long long wh
                         int flags) {
   if (!q || !id || !id_len) return q ? q_seterr(q, RX_EINVAL, "no message id") : RX_EINVAL;
   q_clearerr(q);
+  int rc = check_when(q, when_ms, (flags & RX_SCHED_AT) ? "due time" : "delay");
+  if (rc != RX_OK) return rc;
   char when[24];
   snprintf(when, sizeof when, "%lld", when_ms);
   const char *a[4] = {"reschedule", id, (flags & RX_SCHED_AT) ? "1" : "0", when};
   size_t l[4] = {10, id_len, 1, strlen(when)};
   rx_reply *r = NULL;
-  int rc = eval(q, 4, a, l, &r);
+  rc = eval(q, 4, a, l, &r);
   if (rc != RX_OK) return rc;
   long long v = r->type == RX_REPLY_ARRAY && r->elements >= 1 ? r_int(r->element[0]) : 0;
   rx_reply_free(r);
@@ -909,19 +940,14 @@ static int wait_hint(rx_queue *q, const char *wid, long long deadline) {
 /* ---------------------------------------------------------------- fetch */
 
 /* Creates the consumer group (and the stream), starting at the first entry:
- * everything in the ready stream is meant for delivery. */
+ * everything in the ready stream is meant for delivery. In the script, so
+ * that it also works on a server at maxmemory (see op_group). */
 static int create_group(rx_queue *q) {
-  const char *a[6] = {"XGROUP", "CREATE", q->keys[K_S], q->group, "0", "MKSTREAM"};
+  const char *a[2] = {"group", q->group};
   rx_reply *r = NULL;
-  int rc = rx_conn_command(q->c, &r, 6, a, NULL);
-  if (rc != RX_OK) return q_connerr(q, q->c, rc);
-  if (r->type == RX_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9)) {
-    rc = reply_error(q, r);
-    rx_reply_free(r);
-    return rc;
-  }
+  int rc = eval(q, 2, a, NULL, &r);
   rx_reply_free(r);
-  return RX_OK;
+  return rc;
 }
 
 /* One round trip: the fetch script (reclaim + promote) and XREADGROUP. */
@@ -1028,6 +1054,11 @@ int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t
     long long now = 0, next_due = -1;
     char wid[64];
     int rc = fetch_once(q, max, &now, &next_due, wid, sizeof wid);
+    if (rc == RX_OK || rc == RX_TIMEOUT) {
+      q->hint_now = now;
+      q->hint_next_due = next_due;
+      memcpy(q->hint_wid, wid, sizeof q->hint_wid);
+    }
     if (rc == RX_OK) break;
     if (rc != RX_TIMEOUT) return rc;
     long long mono = rx_monotonic_ms();
@@ -1050,17 +1081,27 @@ int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t
 
 /* ---------------------------------------------------------------- settle */
 
+/* 1 when the n digits at p are a number that fits in 64 bits unsigned. */
+static int fits_u64(const char *p, size_t n) {
+  static const char max[] = "18446744073709551615";
+  while (n > 1 && *p == '0') p++, n--;
+  return n < 20 || (n == 20 && memcmp(p, max, 20) <= 0);
+}
+
+/* A stream entry id "<ms>-<seq>", both 64-bit unsigned: what the server
+ * would refuse with "Invalid stream ID" is refused here as RX_EINVAL. */
 static int valid_token(const char *t, size_t len) {
   if (!t || len == 0 || len >= RX_QUEUE_TOKEN_SIZE) return 0;
-  int dash = 0;
+  size_t dash = 0;
   for (size_t i = 0; i < len; i++) {
     if (t[i] == '-') {
-      if (dash++ || i == 0 || i == len - 1) return 0;
+      if (dash || i == 0 || i == len - 1) return 0;
+      dash = i;
     } else if (t[i] < '0' || t[i] > '9') {
       return 0;
     }
   }
-  return dash == 1;
+  return dash && fits_u64(t, dash) && fits_u64(t + dash + 1, len - dash - 1);
 }
 
 int rx_queue_ack_many(rx_queue *q, const char *tokens, size_t len, size_t *acked) {
@@ -1154,6 +1195,7 @@ static int settle(rx_queue *q, const char *token, long long delay_ms, const char
   q_clearerr(q);
   if (!token || !valid_token(token, strlen(token)))
     return q_seterr(q, RX_EINVAL, "queue '%s': not a delivery token", q->name);
+  if (delay_ms > 0 && check_when(q, delay_ms, "retry delay") != RX_OK) return q->err;
   if (!error) error_len = 0;
   if (error_len > 4096) error_len = 4096; /* a stack trace is enough */
   char ds[24], ma[24], dm[24], bb[24], bm[24], jit[32];
@@ -1198,6 +1240,7 @@ int rx_queue_extend(rx_queue *q, const char *token, long long ms) {
   q_clearerr(q);
   if (!token || !valid_token(token, strlen(token)))
     return q_seterr(q, RX_EINVAL, "queue '%s': not a delivery token", q->name);
+  if (check_when(q, ms, "lease extension") != RX_OK) return q->err;
   char ms_s[24], vt[24];
   snprintf(ms_s, sizeof ms_s, "%lld", ms <= 0 ? q->vt_ms : ms);
   snprintf(vt, sizeof vt, "%lld", q->vt_ms);
@@ -1268,6 +1311,7 @@ int rx_queue_dead_requeue(rx_queue *q, const char *token, long long delay_ms, si
   if (count) *count = 0;
   if (!q) return RX_EINVAL;
   q_clearerr(q);
+  if (check_when(q, delay_ms, "delay") != RX_OK) return q->err;
   int one = token && *token;
   if (one && !valid_token(token, strlen(token)))
     return q_seterr(q, RX_EINVAL, "queue '%s': not a dead-letter token", q->name);
@@ -1338,4 +1382,17 @@ int rx_queue_stats_get(rx_queue *q, rx_queue_stats *st) {
   for (int i = 0; i < 12; i++) *f[i] = r_int(r->element[i]);
   rx_reply_free(r);
   return RX_OK;
+}
+
+/* ---------------------------------------------------------------- partitions */
+
+void rx__qp_use_conn(rx_queue *q, rx_conn *c) {
+  if (q && q->borrowed) q->c = c;
+}
+
+void rx__qp_fetch_hint(const rx_queue *q, long long *now_ms, long long *next_due_ms, char *wid,
+                       size_t wid_len) {
+  *now_ms = q->hint_now;
+  *next_due_ms = q->hint_next_due;
+  rx__fmt(wid, wid_len, "%s", q->hint_wid[0] ? q->hint_wid : "0-0");
 }

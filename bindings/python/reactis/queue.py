@@ -386,7 +386,7 @@ class Queue:
         mid = None if id is None else to_bytes(id, "id")
         rc, out_id, outcome, due_ms = self._call("schedule", mid, to_bytes(payload, "payload"),
                                                  when_ms, flags)
-        if mid is not None:
+        if mid:  # an empty id asks for a generated one: report that one
             out_id = mid.encode() if isinstance(mid, str) else bytes(mid)
         return Scheduled(out_id, _OUTCOMES.get(outcome, "added"), due_ms)
 

@@ -138,9 +138,16 @@ RX_EXTERN void rx_queue_free(rx_queue *q);
  *   block_cap_ms           longest a fetch blocks before re-checking (2000)
  *   consumer               this handle's consumer name (host:pid:random)
  *   group                  the consumer group ("workers")
+ *   partitions             sub-queues the queue is split into, 1..1024 (1);
+ *                          set it before the first call (RX_ESTATE after):
+ *                          see "Partitions" below
+ *   wait_replicas          after every schedule and batch, WAIT for this
+ *                          many replicas of the master that took it (0: no)
+ *   wait_timeout_ms        how long that WAIT waits (1000)
  * and every connection option of conn.h ("timeout", ...). All consumers of
- * a queue should use the same visibility_timeout_ms, max_attempts, dead_max.
- * Returns 0, RX_EINVAL (bad value) or RX_EURL (unknown name). */
+ * a queue should use the same visibility_timeout_ms, max_attempts, dead_max,
+ * and every producer and consumer the same partitions.
+ * Returns 0, RX_EINVAL (bad value), RX_EURL (unknown name) or RX_ESTATE. */
 RX_EXTERN int rx_queue_set(rx_queue *q, const char *name, const char *value);
 
 /* The queue's name (NUL-terminated, owned by the handle). */
@@ -149,8 +156,12 @@ RX_EXTERN const char *rx_queue_name(const rx_queue *q);
 /* ------------------------------------------------------------ producing */
 
 /* Schedules one message. id/id_len: the message id (id NULL or id_len 0:
- * generate one). when_ms: a delay in ms (0 or negative = due now), or with
- * RX_SCHED_AT an epoch time in ms. flags: RX_SCHED_AT, RX_SCHED_REPLACE.
+ * generate one). when_ms: a delay in ms (0 or negative = due now: due at
+ * now + when_ms, so a negative delay is due in the past and comes before
+ * messages due later), or with RX_SCHED_AT an epoch time in ms; either way
+ * at most 253402300799999 (the end of year 9999) in absolute value, else
+ * RX_EINVAL (also for reschedule, retry, extend and requeue delays).
+ * flags: RX_SCHED_AT, RX_SCHED_REPLACE.
  * out_id (may be NULL): receives the id, NUL-terminated and truncated to
  * out_id_len - 1 bytes (RX_QUEUE_GEN_ID_SIZE holds a generated id).
  * outcome (may be NULL): an rx_sched_outcome. due_ms (may be NULL): the due
@@ -292,8 +303,43 @@ RX_EXTERN int rx_queue_err(const rx_queue *q);
 RX_EXTERN const char *rx_queue_errstr(const rx_queue *q);
 
 /* The connection the handle uses for commands (borrowed), for callers that
- * need a plain command on the same server. */
+ * need a plain command on the same server. With partitions or in a cluster:
+ * the one partition 0 used last (NULL before its first call in a cluster),
+ * which changes when the cluster does. */
 RX_EXTERN rx_conn *rx_queue_conn(rx_queue *q);
+
+/* ------------------------------------------------------------ partitions
+ *
+ * Redis Cluster: a URL with several hosts, or cluster=yes (cluster.h), makes
+ * the same API work on a cluster. Every script of a queue runs on the master
+ * of its hash slot, found through the cluster's slot map and followed
+ * through MOVED, slot migrations and failovers; calls refused without
+ * running are made again within the command timeout, and of the calls that
+ * may have run when a master died under them only schedules, batches,
+ * fetches and reads are made again (docs/cluster.md says why).
+ *
+ * partitions=N (standalone or cluster) splits the queue into N queues, so
+ * that a cluster spreads it over its masters. Partition i is the queue
+ * NAME#i.k, where k is the smallest integer >= 0 that puts the hash slot of
+ * "NAME#i.k" in [16384(8i+3)/8N, 16384(8i+5)/8N): fixed by NAME and N
+ * alone, and spread evenly over masters that hold equal slot ranges. A
+ * message goes to partition CRC16(id) % N (CRC16/XMODEM of the whole id);
+ * generated ids spread at random. Due order holds within a partition only.
+ * Consumers serve the partitions round-robin; delivery and dead-letter
+ * tokens carry their partition ("3:1718000000000-0"); stats add the
+ * partitions up (lag_ms and consumers: the largest; next_due_ms: the
+ * earliest). The partitions of a name must not change while it holds
+ * messages: drain the queue first. Such a handle uses one command
+ * connection per server (shared by its partitions) and, once it fetches,
+ * one waiter connection per partition. */
+
+/* The number of partitions (1 unless the option was set). */
+RX_EXTERN int rx_queue_partitions(const rx_queue *q);
+/* The partition a message id goes to, 0..partitions-1 (RX_EINVAL: bad args). */
+RX_EXTERN int rx_queue_partition_of(const rx_queue *q, const char *id, size_t id_len);
+/* The queue name of partition i (its keys are rx:{that name}:*; the queue's
+ * own name with one partition), owned by the handle; NULL out of range. */
+RX_EXTERN const char *rx_queue_partition_name(const rx_queue *q, int i);
 
 #ifdef __cplusplus
 }
