@@ -461,3 +461,62 @@ static PyObject *rxg_py_job(const rx_job *j) {
   if (!d) SWIG_fail;
   $result = SWIG_AppendOutput($result, d);
 }
+
+/* ------------------------------------------------------------ templates */
+
+/* Captures of a template match: the input is the most to return (1..65536);
+ * the output a list of bytes copies, or None unless the status is OK. */
+%typemap(in) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT)
+    (rx_capture *caps = NULL, size_t ncaps = 0) {
+  long long max = PyLong_AsLongLong($input);
+  if (max == -1 && PyErr_Occurred()) SWIG_fail;
+  if (max < 1 || max > 65536) {
+    PyErr_SetString(PyExc_ValueError, "the number of captures must be 1..65536");
+    SWIG_fail;
+  }
+  caps = calloc((size_t)max, sizeof *caps);
+  if (!caps) {
+    PyErr_NoMemory();
+    SWIG_fail;
+  }
+  $1 = caps;
+  $2 = (size_t)max;
+  $3 = &ncaps;
+}
+%typemap(argout) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  PyObject *o;
+  if (result == RX_OK) {
+    o = PyList_New((Py_ssize_t)ncaps$argnum);
+    if (!o) SWIG_fail;
+    for (size_t i = 0; i < ncaps$argnum; i++) {
+      PyObject *b = PyBytes_FromStringAndSize(caps$argnum[i].ptr, (Py_ssize_t)caps$argnum[i].len);
+      if (!b) {
+        Py_DECREF(o);
+        SWIG_fail;
+      }
+      PyList_SET_ITEM(o, (Py_ssize_t)i, b);
+    }
+  } else {
+    Py_INCREF(Py_None);
+    o = Py_None;
+  }
+  $result = SWIG_AppendOutput($result, o);
+}
+%typemap(freearg) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  free(caps$argnum);
+}
+
+/* Bytes the core allocated for the caller (rx_free): copied, then freed. */
+%typemap(in, numinputs=0) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN)
+    (char *p = NULL, size_t n = 0) {
+  $1 = &p;
+  $2 = &n;
+}
+%typemap(argout) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
+  PyObject *o = rxg_py_bytes_or_none(p$argnum, n$argnum);
+  if (!o) SWIG_fail;
+  $result = SWIG_AppendOutput($result, o);
+}
+%typemap(freearg) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
+  rx_free(p$argnum);
+}

@@ -25,6 +25,13 @@
  *              (rx_job *RX_JOBS_OUT, size_t RX_MAX,
  *               size_t *RX_N_OUT)                            a batch of jobs
  *              rx_queue_stats *RX_STATS_OUT                  queue counters
+ *              (rx_capture *RX_CAPS_OUT, size_t RX_MAX,
+ *               size_t *RX_N_OUT)                            template captures:
+ *                                                            a list of bytes,
+ *                                                            nil/None unless OK
+ *              (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN)
+ *                                                            bytes the core
+ *                                                            allocated (rx_free)
  *   macros     RXG_RAISE(code, msg)      raise the language's error
  *              RXG_CHECK_SIGNALS()       run pending signal handlers; nonzero
  *                                        when one raised
@@ -58,10 +65,14 @@
 
 #include "reactis/reactis.h"
 #include "reactis/queue.h"
+#include "reactis/timer.h"
 
 #define rxg_conn rx_conn
 #define rxg_sub rx_sub
 #define rxg_queue rx_queue
+#define rxg_timers rx_timers
+#define rxg_template rx_template
+#define rxg_bridge rx_bridge
 
 /* The outcome of the last glue call in this thread (see the header comment). */
 typedef struct rxg_status {
@@ -92,6 +103,10 @@ static int rxg_note_sub(rx_sub *s, int code) {
 
 static int rxg_note_queue(rx_queue *q, int code) {
   return rxg_note(code, code < 0 ? rx_queue_errstr(q) : NULL);
+}
+
+static int rxg_note_timers(rx_timers *t, int code) {
+  return rxg_note(code, code < 0 ? rx_timers_errstr(t) : NULL);
 }
 
 /* A constructor failed before a handle existed: rx_*_new only says so in its
@@ -161,6 +176,19 @@ static void rxg_note_new_failed(const char *errstr) {
 %thread rxg_queue::dead_requeue;
 %thread rxg_queue::dead_purge;
 %thread rxg_queue::stats;
+%thread rxg_timers::~rxg_timers; /* removes the consumer from its group */
+%thread rxg_timers::touch;
+%thread rxg_timers::stop;
+%thread rxg_timers::batch_send;
+%thread rxg_timers::watch;
+%thread rxg_timers::ack;
+%thread rxg_timers::ack_many;
+%thread rxg_timers::retry;
+%thread rxg_timers::fail;
+%thread rxg_timers::extend;
+%thread rxg_timers::stats;
+%thread rxg_bridge::take;
+%thread claim_once;
 
 /* ------------------------------------------------------------ typemap uses */
 
@@ -172,13 +200,18 @@ static void rxg_note_new_failed(const char *errstr) {
   (const char *name, size_t name_len),
   (const char *payload, size_t payload_len),
   (const char *message_id, size_t message_id_len),
-  (const char *tokens, size_t tokens_len)
+  (const char *tokens, size_t tokens_len),
+  (const char *timer_id, size_t timer_id_len),
+  (const char *claim_id, size_t claim_id_len),
+  (const char *tpl, size_t tpl_len),
+  (const char *key_name, size_t key_name_len)
 };
 %apply (const char *RX_BYTES_OR_NONE, size_t RX_LEN) {
   (const char *channel_or_all, size_t channel_len),
   (const char *pattern_or_all, size_t pattern_len),
   (const char *id_or_generate, size_t id_len),
-  (const char *error, size_t error_len)
+  (const char *error, size_t error_len),
+  (const char *shadow_or_default, size_t shadow_len)
 };
 %apply const char *RX_TEXT { const char *url, const char *option,
                              const char *value, const char *flags,
@@ -194,11 +227,20 @@ static void rxg_note_new_failed(const char *errstr) {
 };
 %apply rx_key_event *RX_KEY_EVENT_OUT { rx_key_event *key_event };
 %apply long long *RX_LL_OUT { long long *receivers, long long *due_ms };
-%apply int *RX_INT_OUT { int *outcome, int *dead };
+%apply int *RX_INT_OUT { int *outcome, int *dead, int *armed, int *won };
 %apply size_t *RX_SIZE_OUT { size_t *acked, size_t *count };
 %apply (char *RX_CSTR_OUT, size_t RX_CSTR_OUT_LEN) { (char *out_id, size_t out_id_len) };
 %apply (const char **RX_BYTES_OUT, size_t *RX_BYTES_OUT_LEN) {
-  (const char **id_out, size_t *id_out_len)
+  (const char **id_out, size_t *id_out_len),
+  (const char **bytes_out, size_t *bytes_out_len),
+  (const char **key_out, size_t *key_out_len),
+  (const char **value_out, size_t *value_out_len)
+};
+%apply (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  (rx_capture *caps, size_t max_caps, size_t *n_caps)
+};
+%apply (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
+  (char **owned_out, size_t *owned_out_len)
 };
 %apply (rx_job *RX_JOBS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
   (rx_job *jobs, size_t max_jobs, size_t *n_jobs)
@@ -233,6 +275,8 @@ RX_STATUS_MAP(RXG__STATUS_CONST)
 %constant int SCHED_EXISTS = RX_SCHED_EXISTS;
 %constant int SCHED_REPLACED = RX_SCHED_REPLACED;
 %constant int QUEUE_ID_MAX = RX_QUEUE_ID_MAX;
+%constant int TIMERS_NAME_MAX = RX_TIMERS_NAME_MAX;
+%constant int BRIDGE_KEEP = RX_BRIDGE_KEEP;
 
 /* ------------------------------------------------------------ module functions */
 
@@ -545,3 +589,203 @@ typedef struct rxg_queue {} rxg_queue;
   int err() { return rx_queue_err($self); }
   const char *errstr() { return rx_queue_errstr($self); }
 }
+
+/* ------------------------------------------------------------ rx_template */
+
+%rename(Template) rxg_template;
+typedef struct rxg_template {} rxg_template;
+
+%extend rxg_template {
+  /* A malformed template raises InvalidArgumentError with the offset. */
+  rxg_template(const char *tpl, size_t tpl_len) {
+    char err[256];
+    rx_template *t = rx_template_new(tpl, tpl_len, err, sizeof err);
+    if (!t) rxg_note(strstr(err, "out of memory") ? RX_ENOMEM : RX_EINVAL, err);
+    return t;
+  }
+  ~rxg_template() { rx_template_free($self); }
+
+  size_t count() { return rx_template_count($self); }
+  /* The name of placeholder i (bytes), nil/None when out of range. */
+  void name(size_t i, const char **bytes_out, size_t *bytes_out_len) {
+    *bytes_out = rx_template_name($self, i, bytes_out_len);
+  }
+  /* The source text and the glob pattern (bytes). */
+  void source(const char **bytes_out, size_t *bytes_out_len) {
+    *bytes_out = rx_template_source($self, bytes_out_len);
+  }
+  void glob(const char **bytes_out, size_t *bytes_out_len) {
+    *bytes_out = rx_template_glob($self, bytes_out_len);
+  }
+  /* Returns [status, captures]: 0 with a list of max_caps or fewer byte
+   * strings (placeholder order), or RX_NOMATCH with nil/None. */
+  int match(const char *key_name, size_t key_name_len, rx_capture *caps, size_t max_caps,
+            size_t *n_caps) {
+    int rc = rx_template_match($self, key_name, key_name_len, caps, max_caps);
+    size_t n = rx_template_count($self);
+    *n_caps = rc == RX_OK ? (n < max_caps ? n : max_caps) : 0;
+    return rxg_note(rc, NULL);
+  }
+  /* argv[0] is ignored (the argv typemap wants one argument at least);
+   * argv[1..] are the values in placeholder order. Returns the name. */
+  void format(int argc, const char *const *argv, const size_t *argvlen, char **owned_out,
+              size_t *owned_out_len) {
+    int rc = rx_template_format($self, argv + 1, argvlen + 1, (size_t)(argc - 1), owned_out,
+                                owned_out_len);
+    if (rc != RX_OK) {
+      *owned_out = NULL;
+      rxg_note(rc, rc == RX_EINVAL ? "template: one non-empty value per placeholder is needed"
+                                   : NULL);
+    }
+  }
+}
+
+/* ------------------------------------------------------------ rx_timers */
+
+%rename(Timers) rxg_timers;
+typedef struct rxg_timers {} rxg_timers;
+
+%extend rxg_timers {
+  rxg_timers(const char *url, const char *queue_name) {
+    char err[256];
+    rx_timers *t = rx_timers_new(url, queue_name, err, sizeof err);
+    if (!t) {
+      rxg_note_new_failed(err);
+      if (strstr(err, "timer set name") || strstr(err, "queue name")) rxg_last.code = RX_EINVAL;
+    }
+    return t;
+  }
+  ~rxg_timers() { rx_timers_free($self); }
+
+  void set_option(const char *option, const char *value) {
+    rxg_note_timers($self, rx_timers_set($self, option, value));
+  }
+  const char *name() { return rx_timers_name($self); }
+
+  /* Returns [status, armed, due_ms]: armed 1 when the timer was not armed.
+   * flags: SCHED_AT (when_ms is an epoch deadline). */
+  int touch(const char *timer_id, size_t timer_id_len, long long when_ms, int flags,
+            const char *payload, size_t payload_len, int *armed, long long *due_ms) {
+    return rxg_note_timers($self, rx_timers_touch_ex($self, timer_id, timer_id_len, when_ms,
+                                                     flags, payload, payload_len, armed,
+                                                     due_ms));
+  }
+  /* 0, or RX_NOMATCH when the timer was not armed. */
+  int stop(const char *timer_id, size_t timer_id_len) {
+    return rxg_note_timers($self, rx_timers_stop($self, timer_id, timer_id_len));
+  }
+  void batch_add(const char *timer_id, size_t timer_id_len, long long when_ms,
+                 const char *payload, size_t payload_len) {
+    rxg_note_timers($self, rx_timers_batch_add($self, timer_id, timer_id_len, when_ms, payload,
+                                               payload_len));
+  }
+  size_t batch_count() { return rx_timers_batch_count($self); }
+  /* 0, or RX_EINTR/RX_WOKEN when it was interrupted before it could run
+   * (Ruby: another thread's time slice; send again). */
+  int batch_send() { return rxg_note_timers($self, rx_timers_batch_send($self)); }
+  /* Returns [status, armed, due_ms] of touch i of the sent batch. */
+  int batch_result(size_t i, int *armed, long long *due_ms) {
+    return rxg_note(rx_timers_batch_result($self, i, armed, due_ms), "no such batch result");
+  }
+  void batch_clear() { rx_timers_batch_clear($self); }
+
+  /* Returns [status, firings] as job tuples (see Queue.fetch). */
+  int watch(int timeout_ms, rx_job *jobs, size_t max_jobs, size_t *n_jobs) {
+    return rxg_note_timers($self, rx_timers_watch($self, max_jobs, timeout_ms, jobs, n_jobs));
+  }
+  /* Settling a firing: the queue's calls on the timers' queue. */
+  int ack(const char *token) { return rxg_note_timers($self, rx_timers_ack($self, token)); }
+  int ack_many(const char *tokens, size_t tokens_len, size_t *acked) {
+    int rc = rx_queue_ack_many(rx_timers_queue($self), tokens, tokens_len, acked);
+    if (rc == RX_ESTALE) {
+      rxg_note(RX_OK, NULL);
+      return rc;
+    }
+    return rxg_note_timers($self, rc);
+  }
+  int retry(const char *token, long long delay_ms, const char *error, size_t error_len,
+            int *dead) {
+    *dead = 0;
+    return rxg_note_timers($self, rx_queue_retry(rx_timers_queue($self), token, delay_ms,
+                                                 error, error_len, dead));
+  }
+  int fail(const char *token, const char *error, size_t error_len) {
+    return rxg_note_timers($self, rx_queue_fail(rx_timers_queue($self), token, error,
+                                                error_len));
+  }
+  int extend(const char *token, long long ms) {
+    return rxg_note_timers($self, rx_queue_extend(rx_timers_queue($self), token, ms));
+  }
+  int stats(rx_queue_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    return rxg_note_timers($self, rx_queue_stats_get(rx_timers_queue($self), stats));
+  }
+  void wakeup() { rx_timers_wakeup($self); }
+  const char *warning() { return rx_queue_warning(rx_timers_queue($self)); }
+  int err() { return rx_timers_err($self); }
+  const char *errstr() { return rx_timers_errstr($self); }
+}
+
+/* ------------------------------------------------------------ rx_bridge */
+
+%rename(Bridge) rxg_bridge;
+typedef struct rxg_bridge {} rxg_bridge;
+
+%extend rxg_bridge {
+  /* shadow nil/None: "shadow:" + tpl. flags: BRIDGE_KEEP. */
+  rxg_bridge(const char *tpl, size_t tpl_len, const char *shadow_or_default, size_t shadow_len,
+             int flags) {
+    char err[256];
+    rx_bridge *b = rx_bridge_new(tpl, tpl_len, shadow_or_default, shadow_len, flags, err,
+                                 sizeof err);
+    if (!b) rxg_note(strstr(err, "out of memory") ? RX_ENOMEM : RX_EINVAL, err);
+    return b;
+  }
+  ~rxg_bridge() { rx_bridge_free($self); }
+
+  /* The two templates' source texts (bytes). */
+  void key_template(const char **bytes_out, size_t *bytes_out_len) {
+    *bytes_out = rx_template_source(rx_bridge_template($self), bytes_out_len);
+  }
+  void shadow_template(const char **bytes_out, size_t *bytes_out_len) {
+    *bytes_out = rx_template_source(rx_bridge_shadow($self), bytes_out_len);
+  }
+  size_t count() { return rx_template_count(rx_bridge_template($self)); }
+  /* Subscribes sub to the expired events of db (< 0: every database). */
+  int subscribe(rxg_sub *sub, int db) {
+    return rxg_note_sub(sub, rx_bridge_subscribe($self, sub, db));
+  }
+  /* Returns [status, key, captures, value]: status 0 for an expired key of
+   * the template (value nil/None when the shadow key did not exist), or
+   * RX_NOMATCH (the rest nil/None) for any other notification. The shadow
+   * key is read, and deleted, on conn. */
+  int take(rxg_conn *conn, const char *channel, size_t channel_len, const char *message,
+           size_t message_len, const char **key_out, size_t *key_out_len, rx_capture *caps,
+           size_t max_caps, size_t *n_caps, const char **value_out, size_t *value_out_len) {
+    rx_expiry e;
+    int rc = rx_bridge_take($self, conn, channel, channel_len, message, message_len, &e);
+    *n_caps = 0;
+    if (rc == RX_OK) {
+      *key_out = e.key;
+      *key_out_len = e.key_len;
+      *n_caps = e.ncaps < max_caps ? e.ncaps : max_caps;
+      memcpy(caps, e.caps, *n_caps * sizeof *caps);
+      *value_out = e.value;
+      *value_out_len = e.value_len;
+    }
+    return rxg_note_conn(conn, rc);
+  }
+}
+
+/* ------------------------------------------------------------ claims */
+
+%inline %{
+/* Returns [status, won]: won 1 for the one caller that claimed (name, id)
+ * (SET rx:claim:{name}:id NX PX ttl_ms), 0 for every other. */
+static int claim_once(rxg_conn *conn, const char *name, size_t name_len, const char *claim_id,
+                      size_t claim_id_len, long long ttl_ms, int *won) {
+  *won = 0;
+  return rxg_note_conn(conn, rx_claim_once(conn, name, name_len, claim_id, claim_id_len, ttl_ms,
+                                           won));
+}
+%}

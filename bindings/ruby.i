@@ -208,15 +208,23 @@ static void rxg_rb_ubf(void *arg) {
 }
 
 /* Runs c without the GVL. Returns the core's status, except that a wakeup
- * by Ruby, or an interrupt that was pending before the call could start,
- * becomes RX_EINTR, which makes the %exception check Ruby's interrupts. */
+ * by Ruby (the unblocking function) becomes RX_EINTR, which makes the
+ * %exception check Ruby's interrupts. An interrupt already pending before
+ * the call could start is handled first, and then the call runs. */
 static int rxg_rb_blocking(rxg_rb_call *c) {
-  c->rc = RX_EINTR;
-  c->ran = 0;
-  c->ruby_woke = 0;
-  rb_nogvl(rxg_rb_nogvl_run, c, rxg_rb_ubf, c,
-           RB_NOGVL_INTR_FAIL | RB_NOGVL_UBF_ASYNC_SAFE);
-  if (!__atomic_load_n(&c->ran, __ATOMIC_SEQ_CST)) return RX_EINTR;
+  for (;;) {
+    c->rc = RX_EINTR;
+    c->ran = 0;
+    c->ruby_woke = 0;
+    rb_nogvl(rxg_rb_nogvl_run, c, rxg_rb_ubf, c,
+             RB_NOGVL_INTR_FAIL | RB_NOGVL_UBF_ASYNC_SAFE);
+    if (__atomic_load_n(&c->ran, __ATOMIC_SEQ_CST)) break;
+    /* Ruby had an interrupt pending, so the call did not run at all. It may
+     * be only another thread's time slice: let Ruby handle it (this raises
+     * for Thread#kill, Thread#raise and signal exceptions) and try again,
+     * rather than report an interruption that did not happen. */
+    rb_thread_check_ints();
+  }
   if (c->rc == RX_WOKEN && __atomic_load_n(&c->ruby_woke, __ATOMIC_SEQ_CST))
     return RX_EINTR;
   return c->rc;
@@ -567,6 +575,124 @@ static void rxg_rb_queue_free_in_gc(rx_queue *q) {
   rx_queue_free(q);
 }
 
+/* ---- timers, the expiry bridge and claims (timer.h) */
+
+/* Timers wait on their queue: woken as a queue is (rxg_rb_wake_queue). */
+static void rxg_rb_wake_timers(rxg_rb_call *c) {
+  rxg_rb_call q = *c;
+  q.h = rx_timers_queue((rx_timers *)c->h);
+  rxg_rb_wake_queue(&q);
+}
+
+static int rxg_rb_run_timers_touch_ex(rxg_rb_call *c) {
+  return rx_timers_touch_ex((rx_timers *)c->h, (const char *)c->p[0], c->n[0], c->ll, c->i,
+                            (const char *)c->p[1], c->n[1], (int *)c->out[0],
+                            (long long *)c->out[1]);
+}
+static int rxg_rb_timers_touch_ex(rx_timers *h, const char *id, size_t id_len, long long when_ms,
+                                  int flags, const char *data, size_t data_len, int *armed,
+                                  long long *due_ms) {
+  RXG_RB_START(rxg_rb_run_timers_touch_ex, rxg_rb_wake_timers, h);
+  c.p[0] = id;
+  c.n[0] = id_len;
+  c.ll = when_ms;
+  c.i = flags;
+  c.p[1] = data;
+  c.n[1] = data_len;
+  c.out[0] = armed;
+  c.out[1] = due_ms;
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_timers_stop(rxg_rb_call *c) {
+  return rx_timers_stop((rx_timers *)c->h, (const char *)c->p[0], c->n[0]);
+}
+static int rxg_rb_timers_stop(rx_timers *h, const char *id, size_t id_len) {
+  RXG_RB_START(rxg_rb_run_timers_stop, rxg_rb_wake_timers, h);
+  c.p[0] = id;
+  c.n[0] = id_len;
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_timers_batch_send(rxg_rb_call *c) {
+  return rx_timers_batch_send((rx_timers *)c->h);
+}
+static int rxg_rb_timers_batch_send(rx_timers *h) {
+  RXG_RB_START(rxg_rb_run_timers_batch_send, rxg_rb_wake_timers, h);
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_timers_watch(rxg_rb_call *c) {
+  return rx_timers_watch((rx_timers *)c->h, c->n[0], c->i, (rx_job *)c->out[0],
+                         (size_t *)c->out[1]);
+}
+static int rxg_rb_timers_watch(rx_timers *h, size_t max, int timeout_ms, rx_job *jobs,
+                               size_t *n) {
+  RXG_RB_START(rxg_rb_run_timers_watch, rxg_rb_wake_timers, h);
+  c.n[0] = max;
+  c.i = timeout_ms;
+  c.out[0] = jobs;
+  c.out[1] = n;
+  *n = 0;
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_timers_ack(rxg_rb_call *c) {
+  return rx_timers_ack((rx_timers *)c->h, (const char *)c->p[0]);
+}
+static int rxg_rb_timers_ack(rx_timers *h, const char *token) {
+  RXG_RB_START(rxg_rb_run_timers_ack, rxg_rb_wake_timers, h);
+  c.p[0] = token;
+  return rxg_rb_blocking(&c);
+}
+
+/* The bridge reads the shadow key on a connection: woken as it is. */
+static int rxg_rb_run_bridge_take(rxg_rb_call *c) {
+  return rx_bridge_take((rx_bridge *)c->out[1], (rx_conn *)c->h, (const char *)c->p[0], c->n[0],
+                        (const char *)c->p[1], c->n[1], (rx_expiry *)c->out[0]);
+}
+static int rxg_rb_bridge_take(rx_bridge *b, rx_conn *h, const char *channel, size_t channel_len,
+                              const char *message, size_t message_len, rx_expiry *out) {
+  RXG_RB_START(rxg_rb_run_bridge_take, rxg_rb_wake_conn, h);
+  c.out[1] = b;
+  c.p[0] = channel;
+  c.n[0] = channel_len;
+  c.p[1] = message;
+  c.n[1] = message_len;
+  c.out[0] = out;
+  memset(out, 0, sizeof *out);
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_claim_once(rxg_rb_call *c) {
+  return rx_claim_once((rx_conn *)c->h, (const char *)c->p[0], c->n[0], (const char *)c->p[1],
+                       c->n[1], c->ll, (int *)c->out[0]);
+}
+static int rxg_rb_claim_once(rx_conn *h, const char *name, size_t name_len, const char *id,
+                             size_t id_len, long long ttl_ms, int *won) {
+  RXG_RB_START(rxg_rb_run_claim_once, rxg_rb_wake_conn, h);
+  c.p[0] = name;
+  c.n[0] = name_len;
+  c.p[1] = id;
+  c.n[1] = id_len;
+  c.ll = ttl_ms;
+  c.out[0] = won;
+  return rxg_rb_blocking(&c);
+}
+
+/* As for queues: freed without the GVL by dispose, with short timeouts by
+ * the garbage collector. */
+static void *rxg_rb_nogvl_timers_free(void *t) {
+  rx_timers_free((rx_timers *)t);
+  return NULL;
+}
+static void rxg_rb_timers_free_in_gc(rx_timers *t) {
+  if (!t) return;
+  rx_timers_set(t, "timeout", "1");
+  rx_timers_set(t, "connect_timeout", "1");
+  rx_timers_free(t);
+}
+
 /* From here on, the glue's calls of these names go through the GVL
  * trampolines above. */
 #define rx_conn_connect(h) rxg_rb_conn_connect(h)
@@ -602,6 +728,15 @@ static void rxg_rb_queue_free_in_gc(rx_queue *q) {
 #define rx_queue_stats_get(h, s) rxg_rb_queue_stats_get(h, s)
 /* The destructor of reactis.i runs from the garbage collector. */
 #define rx_queue_free(h) rxg_rb_queue_free_in_gc(h)
+#define rx_timers_touch_ex(h, i, il, w, f, d, dl, a, du)                        \
+  rxg_rb_timers_touch_ex(h, i, il, w, f, d, dl, a, du)
+#define rx_timers_stop(h, i, l) rxg_rb_timers_stop(h, i, l)
+#define rx_timers_batch_send(h) rxg_rb_timers_batch_send(h)
+#define rx_timers_watch(h, m, t, j, n) rxg_rb_timers_watch(h, m, t, j, n)
+#define rx_timers_ack(h, t) rxg_rb_timers_ack(h, t)
+#define rx_bridge_take(b, h, c, cl, m, ml, o) rxg_rb_bridge_take(b, h, c, cl, m, ml, o)
+#define rx_claim_once(h, n, nl, i, il, t, w) rxg_rb_claim_once(h, n, nl, i, il, t, w)
+#define rx_timers_free(h) rxg_rb_timers_free_in_gc(h)
 
 /* ------------------------------------------------------------ disposal */
 
@@ -634,6 +769,9 @@ static void dispose(VALUE obj) {
   } else if (rb_obj_is_kind_of(obj, rxg_rb_cimpl_class("Queue"))) {
     DATA_PTR(obj) = NULL;
     if (h) rb_nogvl(rxg_rb_nogvl_queue_free, h, RUBY_UBF_IO, NULL, 0);
+  } else if (rb_obj_is_kind_of(obj, rxg_rb_cimpl_class("Timers"))) {
+    DATA_PTR(obj) = NULL;
+    if (h) rb_nogvl(rxg_rb_nogvl_timers_free, h, RUBY_UBF_IO, NULL, 0);
   } else {
     rb_raise(rb_eTypeError, "expected a Reactis::Cimpl handle");
   }
@@ -904,4 +1042,47 @@ static VALUE rxg_rb_job(const rx_job *j) {
   RXG_RB_STAT(dead_total);
 #undef RXG_RB_STAT
   $result = SWIG_Ruby_AppendOutput($result, h);
+}
+
+/* ------------------------------------------------------------ templates */
+
+/* Captures of a template match: the input is the most to return (1..65536);
+ * the output an Array of binary Strings, or nil unless the status is OK. */
+%typemap(in) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT)
+    (VALUE tmpbuf = 0, size_t ncaps = 0) {
+  long max = NUM2LONG($input);
+  if (max < 1 || max > 65536) rb_raise(rb_eArgError, "the number of captures must be 1..65536");
+  $1 = ALLOCV_N(rx_capture, tmpbuf, max);
+  memset($1, 0, (size_t)max * sizeof(rx_capture));
+  $2 = (size_t)max;
+  $3 = &ncaps;
+}
+%typemap(argout) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  VALUE o = Qnil;
+  if (result == RX_OK) {
+    o = rb_ary_new_capa((long)ncaps$argnum);
+    for (size_t i = 0; i < ncaps$argnum; i++) rb_ary_push(o, rxg_rb_bin($1[i].ptr, $1[i].len));
+  }
+  $result = SWIG_Ruby_AppendOutput($result, o);
+}
+%typemap(freearg) (rx_capture *RX_CAPS_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  RB_GC_GUARD(tmpbuf$argnum);
+  ALLOCV_END(tmpbuf$argnum);
+}
+
+/* Bytes the core allocated for the caller (rx_free): copied, then freed. */
+%typemap(in, numinputs=0) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN)
+    (char *p = NULL, size_t n = 0) {
+  $1 = &p;
+  $2 = &n;
+}
+%typemap(argout) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
+  char *owned = p$argnum;
+  p$argnum = NULL;
+  VALUE o = owned ? rb_str_new(owned, (long)n$argnum) : Qnil;
+  rx_free(owned);
+  $result = SWIG_Ruby_AppendOutput($result, o);
+}
+%typemap(freearg) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
+  rx_free(p$argnum);
 }

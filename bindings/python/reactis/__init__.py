@@ -36,6 +36,9 @@ from .errors import __all__ as _errors_all
 from .keyspace import KeyEvent, enable_keyspace_events
 from .queue import Job, Queue, QueueStats, Scheduled
 from .subscriber import Message, Subscriber
+from .template import Template
+from .timers import Fired, Timers, claim_once
+from .bridge import Expiry, ExpiryBridge
 from .worker import WorkerInterrupt
 
 # The C glue builds its exceptions through this factory.
@@ -61,4 +64,5 @@ __all__ = [
     "Client", "Subscriber", "Message", "KeyEvent", "enable_keyspace_events",
     "Queue", "Job", "Scheduled", "QueueStats", "WorkerInterrupt",
     "core_version", "redact_url", "__version__",
+    "Template", "Timers", "Fired", "claim_once", "ExpiryBridge", "Expiry",
 ] + list(_errors_all)

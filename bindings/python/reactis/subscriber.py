@@ -8,7 +8,7 @@ import logging
 import math
 import operator
 import time
-from typing import Any, Deque, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Tuple
 
 from . import cimpl
 from ._util import SLICE_MS, BytesLike, apply_options, check_url, to_bytes
@@ -148,6 +148,8 @@ class Subscriber:
             reconnect_max_attempts=reconnect_max_attempts, **options))
         self._batch = batch_size
         self._pending: Deque[Message] = collections.deque()
+        # Template routes of on(): (template, handler).
+        self._routes: List[Tuple[Any, Callable[..., Any]]] = []
         # For logs and repr: the URL without its password.
         self._description = cimpl.url_redact(url)
 
@@ -367,6 +369,74 @@ class Subscriber:
 
     def __iter__(self) -> Iterator[Message]:
         return self.listen()
+
+    # ---------------------------------------------------------------- routing
+
+    def on(self, template: Any, handler: Optional[Callable[[Message, Dict[str, bytes]], Any]] = None) -> Any:
+        """Routes the messages of every channel matching *template* (a
+        :class:`~reactis.Template` or its text, e.g.
+        ``"user:{user_id}:notifications"``) to ``handler(msg, captures)``,
+        captures being ``{"user_id": b"42"}``. Subscribes to the template's
+        glob pattern (PSUBSCRIBE) at once. Works as a decorator too::
+
+            @sub.on("chat:{room}")
+            def said(msg, caps): print(caps["room"], msg.data)
+            sub.run()
+
+        :meth:`run` (or :meth:`route` on messages you read yourself)
+        calls the handlers."""
+        from .template import Template
+
+        tpl = template if isinstance(template, Template) else Template(template)
+        if handler is None:
+            def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+                self.on(tpl, fn)
+                return fn
+            return register
+        if not callable(handler):
+            raise TypeError("handler must be callable")
+        self._routes.append((tpl, handler))
+        self.psubscribe(tpl.glob)
+        return handler
+
+    def route(self, msg: Message) -> bool:
+        """Calls the handlers of the routes (:meth:`on`) that *msg* matches:
+        for a pattern message, the routes whose glob is its pattern; for a
+        channel message, every route whose template matches. True when one
+        was called."""
+        if msg.kind == "gap" or msg.channel is None:
+            return False
+        handled = False
+        for tpl, handler in list(self._routes):
+            if msg.kind == "pmessage" and msg.pattern != tpl.glob:
+                continue
+            caps = tpl.match(msg.channel)
+            if caps is not None:
+                handler(msg, caps)
+                handled = True
+        return handled
+
+    def run(self, timeout: Optional[float] = None, *,
+            on_gap: Optional[Callable[[Message], Any]] = None,
+            default: Optional[Callable[[Message], Any]] = None) -> int:
+        """Reads messages and dispatches them to the :meth:`on` routes until
+        :meth:`wakeup` or :meth:`close` (or *timeout* seconds without a
+        message); returns how many were routed. Gaps go to *on_gap*,
+        messages no route took to *default* (else they are dropped). A
+        handler's exception propagates and ends the loop."""
+        routed = 0
+        while True:
+            msg = self.get_message(timeout=timeout) if self._handle is not None or \
+                self._pending else None
+            if msg is None:
+                return routed
+            if msg.kind == "gap":
+                if on_gap is not None:
+                    on_gap(msg)
+            elif self.route(msg):
+                routed += 1
+            elif default is not None:
+                default(msg)
 
 
 _EV_GAP = cimpl.EV_GAP

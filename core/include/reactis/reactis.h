@@ -118,5 +118,6 @@ RX_EXTERN long long rx_monotonic_ms(void);
 #include "reactis/sub.h"
 #include "reactis/template.h"
 #include "reactis/queue.h"
+#include "reactis/timer.h"
 
 #endif

@@ -196,7 +196,74 @@ module Reactis
       each_message(&block)
     end
 
+    # ---------------------------------------------------------------- routing
+
+    # Routes the messages of every channel matching template (a
+    # Reactis::Template or its text, e.g. "user:{user_id}:notifications") to
+    # the block, with the captures as keyword arguments (binary Strings):
+    #
+    #   sub.on("user:{user_id}:notifications") { |msg, user_id:| ... }
+    #   sub.on("chat:{room}") { |msg, caps| caps[:room] }   # or as a Hash
+    #   sub.run
+    #
+    # Subscribes to the template's glob pattern (PSUBSCRIBE) at once. #run,
+    # or #route on messages read otherwise, calls the blocks.
+    def on(template, &block)
+      raise ArgumentError, "on needs a block" unless block
+      tpl = template.is_a?(Template) ? template : Template.new(template)
+      (@routes ||= []) << [tpl, block]
+      psubscribe(tpl.glob)
+      self
+    end
+
+    # Calls the blocks of the routes msg matches (for a pattern message, the
+    # routes whose glob is its pattern). true when one was called.
+    def route(msg)
+      return false if msg.gap? || msg.channel.nil? || @routes.nil?
+      handled = false
+      @routes.each do |tpl, block|
+        next if msg.kind == :pmessage && msg.pattern.b != tpl.glob.b
+        caps = tpl.match(msg.channel)
+        next unless caps
+        call_route(block, msg, caps)
+        handled = true
+      end
+      handled
+    end
+
+    # Reads messages and dispatches them to the #on routes until #wakeup,
+    # #stop or #close (or timeout seconds without a message); returns how
+    # many were routed. Gaps go to on_gap, other messages to default (both
+    # callables), else they are dropped.
+    def run(timeout: nil, on_gap: nil, default: nil)
+      routed = 0
+      each_message(timeout: timeout) do |msg|
+        if msg.gap?
+          on_gap&.call(msg)
+        elsif route(msg)
+          routed += 1
+        else
+          default&.call(msg)
+        end
+      end
+      routed
+    end
+
     private
+
+    # Captures as keyword arguments when the block takes any (only those it
+    # names, unless it takes **rest), else as a Hash after the message.
+    def call_route(block, msg, caps)
+      params = block.parameters
+      if params.any? { |type, _| type == :keyrest }
+        block.call(msg, **caps)
+      elsif params.any? { |type, _| %i[key keyreq].include?(type) }
+        names = params.select { |type, _| %i[key keyreq].include?(type) }.map(&:last)
+        block.call(msg, **caps.slice(*names))
+      else
+        block.call(msg, caps)
+      end
+    end
 
     def check_timeout(timeout)
       return if timeout.nil?
