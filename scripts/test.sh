@@ -69,6 +69,7 @@ fi
 if [ -f Rakefile ] && [ -d tests/ruby ]; then
   [ -x tests/ruby/run.sh ] && suite "Ruby tests" timeout 600 bash tests/ruby/run.sh
 fi
+[ -x tests/bench/test_bench_smoke.sh ] && suite "benchmark harness smoke test" timeout 300 bash tests/bench/test_bench_smoke.sh
 echo
 [ $failed -gt 0 ] && echo "failed suites: ${failed_names[*]}"
 echo "suites: $passed passed, $failed failed"
