@@ -70,89 +70,6 @@ static const char *const unsub_cmd[KIND_COUNT] = {"UNSUBSCRIBE", "PUNSUBSCRIBE",
  * others or the timers. */
 #define CSUB_READ_BURST 512
 
-/* ---------------------------------------------------------------- sets, FIFO
- * (the same small structures as sub.c's, kept private to each file) */
-
-typedef struct name_set {
-  char **names;
-  size_t *lens;
-  size_t count, cap;
-} name_set;
-
-typedef struct reply_fifo {
-  rx_reply **items;
-  size_t head, count, cap;
-} reply_fifo;
-
-static int set_find(const name_set *ns, const char *p, size_t n) {
-  for (size_t i = 0; i < ns->count; i++)
-    if (ns->lens[i] == n && (n == 0 || memcmp(ns->names[i], p, n) == 0)) return (int)i;
-  return -1;
-}
-
-/* Adds (allow_dup: even when present, a multiset). 1 added, 0 present,
- * RX_ENOMEM. */
-static int set_put(name_set *ns, const char *p, size_t n, int allow_dup) {
-  if (!allow_dup && set_find(ns, p, n) >= 0) return 0;
-  if (ns->count == ns->cap) {
-    size_t cap = ns->cap ? ns->cap * 2 : 8;
-    char **names = rx__realloc(ns->names, cap * sizeof *names);
-    if (!names) return RX_ENOMEM;
-    ns->names = names;
-    size_t *lens = rx__realloc(ns->lens, cap * sizeof *lens);
-    if (!lens) return RX_ENOMEM;
-    ns->lens = lens;
-    ns->cap = cap;
-  }
-  char *d = rx__memdup(p ? p : "", n);
-  if (!d) return RX_ENOMEM;
-  ns->names[ns->count] = d;
-  ns->lens[ns->count] = n;
-  ns->count++;
-  return 1;
-}
-
-static void set_remove_at(name_set *ns, size_t i) {
-  rx__free(ns->names[i]);
-  ns->names[i] = ns->names[ns->count - 1];
-  ns->lens[i] = ns->lens[ns->count - 1];
-  ns->count--;
-}
-
-static void set_clear(name_set *ns) {
-  while (ns->count) set_remove_at(ns, ns->count - 1);
-}
-
-static void set_free(name_set *ns) {
-  set_clear(ns);
-  rx__free(ns->names);
-  rx__free(ns->lens);
-  memset(ns, 0, sizeof *ns);
-}
-
-static int fifo_push(reply_fifo *f, rx_reply *r) {
-  if (f->count == f->cap) {
-    size_t cap = f->cap ? f->cap * 2 : 64;
-    rx_reply **items = rx__malloc(cap * sizeof *items);
-    if (!items) return RX_ENOMEM;
-    for (size_t i = 0; i < f->count; i++) items[i] = f->items[(f->head + i) % f->cap];
-    rx__free(f->items);
-    f->items = items;
-    f->head = 0;
-    f->cap = cap;
-  }
-  f->items[(f->head + f->count) % f->cap] = r;
-  f->count++;
-  return RX_OK;
-}
-
-static rx_reply *fifo_pop(reply_fifo *f) {
-  if (!f->count) return NULL;
-  rx_reply *r = f->items[f->head];
-  f->head = (f->head + 1) % f->cap;
-  f->count--;
-  return r;
-}
 
 /* ---------------------------------------------------------------- structures */
 
@@ -171,18 +88,18 @@ typedef struct csub_link {
   int attempts;
   long long next_attempt;
   int last_err;
-  name_set shards;         /* shard channels assigned to this link */
-  name_set unsub;          /* our SUNSUBSCRIBEs awaiting confirmation (multiset) */
+  rx__name_set shards;         /* shard channels assigned to this link */
+  rx__name_set unsub;          /* our SUNSUBSCRIBEs awaiting confirmation (multiset) */
   int general;             /* carries the plain SUBSCRIBE / PSUBSCRIBE names */
   int needed;              /* scratch for reconcile */
 } csub_link;
 
 struct rx__csub {
   rx_cluster *cl;          /* topology, options and the shared wakeup pipe */
-  name_set wanted[KIND_COUNT];
+  rx__name_set wanted[KIND_COUNT];
   csub_link **links;
   size_t link_count, link_cap;
-  reply_fifo fifo;
+  rx__reply_fifo fifo;
   rx_reply **held;
   size_t held_count, held_cap;
   int gap_pending;
@@ -329,8 +246,8 @@ static csub_link *link_get(rx__csub *s, rx__cl_node *n) {
 
 static void link_free(csub_link *l) {
   rx__conn_deinit(&l->conn);
-  set_free(&l->shards);
-  set_free(&l->unsub);
+  rx__set_free(&l->shards);
+  rx__set_free(&l->unsub);
   rx__free(l);
 }
 
@@ -348,7 +265,7 @@ static void link_lost(rx__csub *s, csub_link *l, int code, const char *why) {
   l->expect_by = 0;
   l->attempts = 0;
   l->next_attempt = 0; /* the first attempt goes at once */
-  set_clear(&l->unsub);
+  rx__set_clear(&l->unsub);
   want_refresh(s, 0);
 }
 
@@ -365,7 +282,7 @@ static int link_send(rx__csub *s, csub_link *l, const char *cmd, const char *p, 
 
 /* Does link l carry name i of kind? (Shards: by assignment.) */
 static int carries(const csub_link *l, int kind, const char *p, size_t n) {
-  if (kind == KIND_SHARD) return set_find(&l->shards, p, n) >= 0;
+  if (kind == KIND_SHARD) return rx__set_find(&l->shards, p, n) >= 0;
   return is_keyspace(kind, p, n) || l->general;
 }
 
@@ -397,9 +314,9 @@ static int link_open(rx__csub *s, csub_link *l) {
   }
   l->confirms = 0;
   l->ping_out = 0;
-  set_clear(&l->unsub);
+  rx__set_clear(&l->unsub);
   for (int k = KIND_CHANNEL; k < KIND_COUNT && rc == RX_OK; k++) {
-    const name_set *ns = k == KIND_SHARD ? &l->shards : &s->wanted[k];
+    const rx__name_set *ns = k == KIND_SHARD ? &l->shards : &s->wanted[k];
     for (size_t i = 0; i < ns->count && rc == RX_OK; i++)
       if (k == KIND_SHARD || carries(l, k, ns->names[i], ns->lens[i]))
         rc = link_send(s, l, sub_cmd[k], ns->names[i], ns->lens[i]);
@@ -447,14 +364,14 @@ static int link_failed(rx__csub *s, csub_link *l, int rc) {
 
 static csub_link *shard_holder(const rx__csub *s, const char *p, size_t n) {
   for (size_t i = 0; i < s->link_count; i++)
-    if (set_find(&s->links[i]->shards, p, n) >= 0) return s->links[i];
+    if (rx__set_find(&s->links[i]->shards, p, n) >= 0) return s->links[i];
   return NULL;
 }
 
 /* Sends the plain (non-keyspace) channel and pattern names on l. */
 static int send_general(rx__csub *s, csub_link *l, int subscribe) {
   for (int k = KIND_CHANNEL; k <= KIND_PATTERN; k++) {
-    const name_set *ns = &s->wanted[k];
+    const rx__name_set *ns = &s->wanted[k];
     for (size_t i = 0; i < ns->count; i++) {
       if (is_keyspace(k, ns->names[i], ns->lens[i])) continue;
       int rc = link_send(s, l, subscribe ? sub_cmd[k] : unsub_cmd[k], ns->names[i], ns->lens[i]);
@@ -469,16 +386,16 @@ static int send_general(rx__csub *s, csub_link *l, int subscribe) {
 static int shard_move(rx__csub *s, csub_link *from, csub_link *to, const char *p, size_t n) {
   int rc;
   if (from) {
-    int i = set_find(&from->shards, p, n);
-    if (i >= 0) set_remove_at(&from->shards, (size_t)i);
+    int i = rx__set_find(&from->shards, p, n);
+    if (i >= 0) rx__set_remove_at(&from->shards, (size_t)i);
     if (link_up(from)) {
-      if (set_put(&from->unsub, p, n, 1) < 0) return seterr(s, RX_ENOMEM, "out of memory");
+      if (rx__set_put(&from->unsub, p, n, 1) < 0) return seterr(s, RX_ENOMEM, "out of memory");
       rc = link_send(s, from, "SUNSUBSCRIBE", p, n);
       if (rc) return rc;
     }
   }
   if (to) {
-    if (set_put(&to->shards, p, n, 0) < 0) return seterr(s, RX_ENOMEM, "out of memory");
+    if (rx__set_put(&to->shards, p, n, 0) < 0) return seterr(s, RX_ENOMEM, "out of memory");
     if (link_up(to)) {
       rc = link_send(s, to, "SSUBSCRIBE", p, n);
       if (rc) return rc;
@@ -508,7 +425,7 @@ static int reconcile(rx__csub *s) {
     }
   }
 
-  const name_set *sh = &s->wanted[KIND_SHARD];
+  const rx__name_set *sh = &s->wanted[KIND_SHARD];
   for (size_t i = 0; i < sh->count; i++) {
     const char *p = sh->names[i];
     size_t n = sh->lens[i];
@@ -661,7 +578,7 @@ static int is_str(const rx_reply *r, const char *s, size_t n) {
 static void unassign_slot(csub_link *l, int slot) {
   for (size_t i = l->shards.count; i-- > 0;)
     if (rx_cluster_keyslot(l->shards.names[i], l->shards.lens[i]) == slot)
-      set_remove_at(&l->shards, i);
+      rx__set_remove_at(&l->shards, i);
 }
 
 static int handle_reply(rx__csub *s, csub_link *l, rx_reply *r) {
@@ -713,14 +630,14 @@ static int handle_reply(rx__csub *s, csub_link *l, rx_reply *r) {
     } else if (is_str(k, "sunsubscribe", 12)) {
       const rx_reply *ch = r->element[1];
       int i;
-      if (ch->type == RX_REPLY_STRING && (i = set_find(&l->unsub, ch->str, ch->len)) >= 0) {
-        set_remove_at(&l->unsub, (size_t)i); /* the confirmation of ours */
+      if (ch->type == RX_REPLY_STRING && (i = rx__set_find(&l->unsub, ch->str, ch->len)) >= 0) {
+        rx__set_remove_at(&l->unsub, (size_t)i); /* the confirmation of ours */
         if (l->confirms > 0) l->confirms--;
       } else if (ch->type == RX_REPLY_STRING &&
-                 (i = set_find(&l->shards, ch->str, ch->len)) >= 0) {
+                 (i = rx__set_find(&l->shards, ch->str, ch->len)) >= 0) {
         /* Sent by the server, not asked for: the slot moved away. Messages
          * may be missed until the new owner confirms. */
-        set_remove_at(&l->shards, (size_t)i);
+        rx__set_remove_at(&l->shards, (size_t)i);
         gap_begin(s, rx_now_ms(), l->node->addr);
         want_refresh(s, 1);
         s->need_reconcile = 1;
@@ -735,7 +652,7 @@ static int handle_reply(rx__csub *s, csub_link *l, rx_reply *r) {
     }
   }
   if (keep) {
-    if (fifo_push(&s->fifo, r) != RX_OK) {
+    if (rx__fifo_push(&s->fifo, r) != RX_OK) {
       rx_reply_free(r);
       return seterr(s, RX_ENOMEM, "out of memory buffering a message");
     }
@@ -961,11 +878,11 @@ void rx__csub_free(rx__csub *s) {
   release_held(s);
   rx__free(s->held);
   rx_reply *r;
-  while ((r = fifo_pop(&s->fifo))) rx_reply_free(r);
+  while ((r = rx__fifo_pop(&s->fifo))) rx_reply_free(r);
   rx__free(s->fifo.items);
   for (size_t i = 0; i < s->link_count; i++) link_free(s->links[i]);
   rx__free(s->links);
-  for (int k = 0; k < KIND_COUNT; k++) set_free(&s->wanted[k]);
+  for (int k = 0; k < KIND_COUNT; k++) rx__set_free(&s->wanted[k]);
   if (s->epfd >= 0) close(s->epfd);
   rx__free(s->pfd);
   rx__free(s->pwho);
@@ -1069,11 +986,11 @@ static int unsubscribe_one(rx__csub *s, int kind, const char *p, size_t n) {
 
 int rx__csub_change(rx__csub *s, int kind, int add, const char *p, size_t n) {
   if (!s || (!p && n) || kind < 0 || kind >= KIND_COUNT) return RX_EINVAL;
-  name_set *ns = &s->wanted[kind];
+  rx__name_set *ns = &s->wanted[kind];
   int rc;
   if (add) {
     if (!p) p = "";
-    int added = set_put(ns, p, n, 0);
+    int added = rx__set_put(ns, p, n, 0);
     if (added < 0) return seterr(s, RX_ENOMEM, "out of memory");
     rc = ensure_topology(s);
     if (rc != RX_OK) return rc; /* still wanted: made once the cluster answers */
@@ -1088,15 +1005,15 @@ int rx__csub_change(rx__csub *s, int kind, int add, const char *p, size_t n) {
       }
     }
   } else if (p) {
-    int i = set_find(ns, p, n);
+    int i = rx__set_find(ns, p, n);
     if (i < 0) return RX_OK;
     rc = unsubscribe_one(s, kind, p, n);
-    set_remove_at(ns, (size_t)i);
+    rx__set_remove_at(ns, (size_t)i);
     if (rc != RX_OK) return rc;
   } else {
     while (ns->count) {
       rc = unsubscribe_one(s, kind, ns->names[ns->count - 1], ns->lens[ns->count - 1]);
-      set_remove_at(ns, ns->count - 1);
+      rx__set_remove_at(ns, ns->count - 1);
       if (rc != RX_OK) return rc;
     }
   }
@@ -1133,7 +1050,7 @@ static void fill_event(rx_event *ev, const rx_reply *r) {
 
 /* A buffered message or a due gap event, without any I/O. */
 static int ready_event(rx__csub *s, rx_event *ev) {
-  rx_reply *r = fifo_pop(&s->fifo);
+  rx_reply *r = rx__fifo_pop(&s->fifo);
   if (r) {
     if (hold(s, r) != RX_OK) {
       rx_reply_free(r);

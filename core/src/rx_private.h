@@ -31,6 +31,28 @@ int rx__buf_append(rx_buf *b, const void *p, size_t n); /* 0 or RX_ENOMEM */
 void rx__buf_consume(rx_buf *b, size_t n);              /* drop n from front */
 void rx__buf_free(rx_buf *b);
 
+/* A set of binary-safe names (nameset.c): the subscribers' wanted
+ * subscriptions. Order is not kept (removal moves the last name). */
+typedef struct rx__name_set {
+  char **names;
+  size_t *lens;
+  size_t count, cap;
+} rx__name_set;
+int rx__set_find(const rx__name_set *ns, const char *p, size_t n); /* index or -1 */
+/* Adds a copy (allow_dup: even when present). 1 added, 0 present, RX_ENOMEM. */
+int rx__set_put(rx__name_set *ns, const char *p, size_t n, int allow_dup);
+void rx__set_remove_at(rx__name_set *ns, size_t i);
+void rx__set_clear(rx__name_set *ns);
+void rx__set_free(rx__name_set *ns);
+
+/* A FIFO of replies (nameset.c): received, not yet delivered. */
+typedef struct rx__reply_fifo {
+  struct rx_reply **items;
+  size_t head, count, cap;
+} rx__reply_fifo;
+int rx__fifo_push(rx__reply_fifo *f, struct rx_reply *r); /* 0 or RX_ENOMEM */
+struct rx_reply *rx__fifo_pop(rx__reply_fifo *f);         /* NULL when empty */
+
 /* ---------------------------------------------------------------- options */
 
 enum { RX_SCHEME_TCP = 1, RX_SCHEME_TLS = 2, RX_SCHEME_UNIX = 3 };

@@ -26,22 +26,12 @@ enum { KIND_CHANNEL = 0, KIND_PATTERN = 1, KIND_SHARD = 2, KIND_COUNT = 3 };
 static const char *const sub_cmd[KIND_COUNT] = {"SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE"};
 static const char *const unsub_cmd[KIND_COUNT] = {"UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"};
 
-typedef struct name_set {
-  char **names;
-  size_t *lens;
-  size_t count, cap;
-} name_set;
-
-typedef struct reply_fifo {
-  rx_reply **items;
-  size_t head, count, cap;
-} reply_fifo;
 
 struct rx_sub {
   rx__csub *cl;           /* cluster mode: everything lives in cluster_sub.c */
   rx_conn conn;
-  name_set wanted[KIND_COUNT];
-  reply_fifo fifo;        /* received, not yet delivered */
+  rx__name_set wanted[KIND_COUNT];
+  rx__reply_fifo fifo;        /* received, not yet delivered */
   rx_reply **held;        /* delivered by the last next call; freed at the next */
   size_t held_count, held_cap;
   int confirms;           /* replies still expected for commands we sent */
@@ -67,69 +57,6 @@ static int seterr(rx_sub *s, int code, const char *msg) {
   return code;
 }
 
-static int set_find(const name_set *ns, const char *p, size_t n) {
-  for (size_t i = 0; i < ns->count; i++)
-    if (ns->lens[i] == n && (n == 0 || memcmp(ns->names[i], p, n) == 0)) return (int)i;
-  return -1;
-}
-
-static int set_add(name_set *ns, const char *p, size_t n) {
-  if (set_find(ns, p, n) >= 0) return 0;
-  if (ns->count == ns->cap) {
-    size_t cap = ns->cap ? ns->cap * 2 : 8;
-    char **names = rx__realloc(ns->names, cap * sizeof *names);
-    if (!names) return RX_ENOMEM;
-    ns->names = names;
-    size_t *lens = rx__realloc(ns->lens, cap * sizeof *lens);
-    if (!lens) return RX_ENOMEM;
-    ns->lens = lens;
-    ns->cap = cap;
-  }
-  char *d = rx__memdup(p, n);
-  if (!d) return RX_ENOMEM;
-  ns->names[ns->count] = d;
-  ns->lens[ns->count] = n;
-  ns->count++;
-  return 1;
-}
-
-static void set_remove_at(name_set *ns, size_t i) {
-  rx__free(ns->names[i]);
-  ns->names[i] = ns->names[ns->count - 1];
-  ns->lens[i] = ns->lens[ns->count - 1];
-  ns->count--;
-}
-
-static void set_free(name_set *ns) {
-  for (size_t i = 0; i < ns->count; i++) rx__free(ns->names[i]);
-  rx__free(ns->names);
-  rx__free(ns->lens);
-  memset(ns, 0, sizeof *ns);
-}
-
-static int fifo_push(reply_fifo *f, rx_reply *r) {
-  if (f->count == f->cap) {
-    size_t cap = f->cap ? f->cap * 2 : 64;
-    rx_reply **items = rx__malloc(cap * sizeof *items);
-    if (!items) return RX_ENOMEM;
-    for (size_t i = 0; i < f->count; i++) items[i] = f->items[(f->head + i) % f->cap];
-    rx__free(f->items);
-    f->items = items;
-    f->head = 0;
-    f->cap = cap;
-  }
-  f->items[(f->head + f->count) % f->cap] = r;
-  f->count++;
-  return RX_OK;
-}
-
-static rx_reply *fifo_pop(reply_fifo *f) {
-  if (!f->count) return NULL;
-  rx_reply *r = f->items[f->head];
-  f->head = (f->head + 1) % f->cap;
-  f->count--;
-  return r;
-}
 
 static void release_held(rx_sub *s) {
   for (size_t i = 0; i < s->held_count; i++) rx_reply_free(s->held[i]);
@@ -198,9 +125,9 @@ void rx_sub_free(rx_sub *s) {
   release_held(s);
   rx__free(s->held);
   rx_reply *r;
-  while ((r = fifo_pop(&s->fifo))) rx_reply_free(r);
+  while ((r = rx__fifo_pop(&s->fifo))) rx_reply_free(r);
   rx__free(s->fifo.items);
-  for (int k = 0; k < KIND_COUNT; k++) set_free(&s->wanted[k]);
+  for (int k = 0; k < KIND_COUNT; k++) rx__set_free(&s->wanted[k]);
   rx__conn_deinit(&s->conn);
   rx__free(s);
 }
@@ -259,7 +186,7 @@ static void link_lost(rx_sub *s, int code, const char *why) {
 }
 
 /* Queues one (un)subscribe command per name. */
-static int append_names(rx_sub *s, const char *cmd, const name_set *ns) {
+static int append_names(rx_sub *s, const char *cmd, const rx__name_set *ns) {
   for (size_t i = 0; i < ns->count; i++) {
     const char *argv[2] = {cmd, ns->names[i]};
     size_t lens[2] = {strlen(cmd), ns->lens[i]};
@@ -372,7 +299,7 @@ static int handle_reply(rx_sub *s, rx_reply *r) {
       s->ping_out = 0;
     } else if (is_str(k, "sunsubscribe", 12) && s->confirms == 0 && r->elements == 3 &&
                r->element[1]->type == RX_REPLY_STRING &&
-               set_find(&s->wanted[KIND_SHARD], r->element[1]->str, r->element[1]->len) >= 0) {
+               rx__set_find(&s->wanted[KIND_SHARD], r->element[1]->str, r->element[1]->len) >= 0) {
       /* Sent by the server, not asked for: the slot moved. Subscribe again;
        * in a cluster the routing layer sends it to the new owner. */
       rx_reply *ch = r->element[1];
@@ -386,7 +313,7 @@ static int handle_reply(rx_sub *s, rx_reply *r) {
     }
   }
   if (keep) {
-    if (fifo_push(&s->fifo, r) != RX_OK) {
+    if (rx__fifo_push(&s->fifo, r) != RX_OK) {
       rx_reply_free(r);
       return seterr(s, RX_ENOMEM, "out of memory buffering a message");
     }
@@ -492,7 +419,7 @@ static void fill_event(rx_event *ev, const rx_reply *r) {
  * had without blocking. */
 static int next_one(rx_sub *s, long long deadline, rx_event *ev) {
   for (;;) {
-    rx_reply *r = fifo_pop(&s->fifo);
+    rx_reply *r = rx__fifo_pop(&s->fifo);
     if (r) {
       if (hold(s, r) != RX_OK) {
         rx_reply_free(r);
@@ -586,9 +513,9 @@ int rx_sub_next_batch(rx_sub *s, int timeout_ms, rx_event *evs, size_t max, size
 static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
   if (!s || (!p && n)) return RX_EINVAL;
   if (s->cl) return rx__csub_change(s->cl, kind, add, p, n);
-  name_set *ns = &s->wanted[kind];
+  rx__name_set *ns = &s->wanted[kind];
   if (add) {
-    int rc = set_add(ns, p ? p : "", n);
+    int rc = rx__set_put(ns, p ? p : "", n, 0);
     if (rc < 0) return seterr(s, rc, "out of memory");
     if (s->conn.fd < 0) {
       /* open_link replays the whole set, this name included. */
@@ -599,9 +526,9 @@ static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
       if (rc != RX_OK) return rc;
     }
   } else if (p) {
-    int i = set_find(ns, p, n);
+    int i = rx__set_find(ns, p, n);
     if (i < 0) return RX_OK;
-    set_remove_at(ns, (size_t)i);
+    rx__set_remove_at(ns, (size_t)i);
     if (s->conn.fd < 0) return RX_OK;
     int rc = send_one(s, unsub_cmd[kind], p, n);
     if (rc != RX_OK) return rc;
@@ -611,7 +538,7 @@ static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
       if (rc != RX_OK) return seterr(s, rc, "out of memory");
       s->expect_by = expect_deadline(s);
     }
-    while (ns->count) set_remove_at(ns, ns->count - 1);
+    while (ns->count) rx__set_remove_at(ns, ns->count - 1);
     if (s->conn.fd < 0) return RX_OK;
   }
   /* Wait for the confirmations, keeping any message that arrives first. */
