@@ -130,4 +130,10 @@ if RbConfig::CONFIG["host_os"] =~ /linux|bsd|gnu/
   end
 end
 
+# Extra compiler and linker flags, as setup.py takes them; added after the
+# library checks so that their test programs link without them (e.g. the
+# sanitizers: tests/ruby/run_asan.sh).
+$CFLAGS << " #{ENV['REACTIS_CFLAGS']}" unless ENV["REACTIS_CFLAGS"].to_s.empty?
+$DLDFLAGS << " #{ENV['REACTIS_LDFLAGS']}" unless ENV["REACTIS_LDFLAGS"].to_s.empty?
+
 create_makefile("reactis/cimpl")

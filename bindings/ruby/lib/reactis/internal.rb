@@ -116,8 +116,15 @@ module Reactis
     def ms(seconds, what)
       return nil if seconds.nil?
       raise TypeError, "#{what} must be a number of seconds, not #{seconds.class}" unless seconds.is_a?(Numeric)
-      (seconds * 1000).round
+      ms = (seconds * 1000).round
+      # Past a C long long SWIG would say "Expected argument 5 of type long
+      # long" (a TypeError); say what is wrong instead.
+      raise RangeError, "#{what} of #{seconds} s is out of range" unless ms.between?(LLONG_MIN, LLONG_MAX)
+      ms
     end
+
+    LLONG_MAX = (2**63) - 1
+    LLONG_MIN = -(2**63)
   end
 
   # The life cycle of a C handle shared by Client, Subscriber and Queue:
