@@ -783,6 +783,92 @@ static bool disposed(VALUE obj) {
 }
 %}
 
+/* ------------------------------------------------------------ draining */
+
+%{
+#include <ruby/encoding.h>
+
+static ID rxg_rb_id_kind, rxg_rb_id_pattern, rxg_rb_id_channel, rxg_rb_id_data;
+static VALUE rxg_rb_sym_pmessage, rxg_rb_sym_smessage;
+
+/* A frozen String of the bytes, binary or in encoding enc (NULL: binary). */
+static VALUE rxg_rb_frozen(const char *p, size_t n, rb_encoding *enc) {
+  VALUE s = enc ? rb_enc_str_new(p, (long)n, enc) : rb_str_new(p, (long)n);
+  return rb_obj_freeze(s);
+}
+%}
+
+%init %{
+  rxg_rb_id_kind = rb_intern("@kind");
+  rxg_rb_id_pattern = rb_intern("@pattern");
+  rxg_rb_id_channel = rb_intern("@channel");
+  rxg_rb_id_data = rb_intern("@data");
+  rxg_rb_sym_pmessage = ID2SYM(rb_intern("pmessage"));
+  rxg_rb_sym_smessage = ID2SYM(rb_intern("smessage"));
+%}
+
+%inline %{
+/* The drain loop of Reactis::Subscriber: one call without the GVL reads up
+ * to max events (what is buffered, or waits up to timeout_ms for the first)
+ * and appends them to the Array pending, a message as an instance of klass
+ * (Reactis::Message) made here with only the instance variables it needs
+ * (@channel and @data; @kind and @pattern when not :message) and frozen
+ * Strings, binary or in encoding enc (an Encoding, or nil), so no Ruby
+ * code runs per message. A gap is appended as the event Array of next_batch
+ * ([kind, pattern, channel, data, gap_start_ms, gap_end_ms, reconnects]),
+ * for the Ruby side to turn into a Message and log (as is any other kind).
+ * Returns [status, number of such Arrays appended]; nothing is appended
+ * unless the status is OK. */
+static VALUE sub_drain(VALUE sub, int timeout_ms, long max, VALUE klass, VALUE enc,
+                       VALUE pending) {
+  if (!RB_TYPE_P(sub, T_DATA) || !rb_obj_is_kind_of(sub, rxg_rb_cimpl_class("Sub")))
+    rb_raise(rb_eTypeError, "expected a Reactis::Cimpl::Sub");
+  rx_sub *h = (rx_sub *)DATA_PTR(sub);
+  if (!h) rb_raise(rb_eRuntimeError, "This Reactis::Cimpl::Sub has been freed");
+  if (!RB_TYPE_P(klass, T_CLASS)) rb_raise(rb_eTypeError, "expected a Class");
+  Check_Type(pending, T_ARRAY);
+  rb_check_frozen(pending);
+  if (max < 1 || max > 65536) rb_raise(rb_eArgError, "max_events must be 1..65536");
+  rb_encoding *e = NIL_P(enc) ? NULL : rb_to_encoding(enc);
+  VALUE tmpbuf = 0;
+  rx_event *evs = ALLOCV_N(rx_event, tmpbuf, max);
+  memset(evs, 0, (size_t)max * sizeof *evs);
+  size_t n = 0;
+  int rc = rx_sub_next_batch(h, timeout_ms, evs, (size_t)max, &n);
+  long others = 0;
+  if (rc == RX_OK) {
+    for (size_t i = 0; i < n; i++) {
+      const rx_event *ev = &evs[i];
+      if ((ev->kind != RX_EV_MESSAGE && ev->kind != RX_EV_PMESSAGE &&
+           ev->kind != RX_EV_SMESSAGE) || !ev->channel) {
+        rb_ary_push(pending, rxg_rb_event(ev)); /* a gap */
+        others++;
+        continue;
+      }
+      VALUE m = rb_obj_alloc(klass);
+      rb_ivar_set(m, rxg_rb_id_channel, rxg_rb_frozen(ev->channel, ev->channel_len, e));
+      rb_ivar_set(m, rxg_rb_id_data, rxg_rb_frozen(ev->data ? ev->data : "", ev->data_len, e));
+      if (ev->kind == RX_EV_PMESSAGE) {
+        rb_ivar_set(m, rxg_rb_id_kind, rxg_rb_sym_pmessage);
+        if (ev->pattern)
+          rb_ivar_set(m, rxg_rb_id_pattern, rxg_rb_frozen(ev->pattern, ev->pattern_len, e));
+      } else if (ev->kind == RX_EV_SMESSAGE) {
+        rb_ivar_set(m, rxg_rb_id_kind, rxg_rb_sym_smessage);
+      }
+      rb_ary_push(pending, m);
+    }
+  }
+  ALLOCV_END(tmpbuf);
+  /* What the shared %exception does (it does not cover the functions of
+   * this file, which come before it): raise an error status, run Ruby's
+   * interrupts on RX_EINTR. */
+  rxg_note_sub(h, rc);
+  if (rxg_last.code < 0) RXG_RAISE(rxg_last.code, rxg_last.msg);
+  if (rc == RX_EINTR) RXG_CHECK_SIGNALS();
+  return rb_assoc_new(INT2NUM(rc), LONG2NUM(others));
+}
+%}
+
 /* ------------------------------------------------------------ text out */
 
 /* Text the library makes (version, messages, redacted URLs) as UTF-8. */

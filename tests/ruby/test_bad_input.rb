@@ -469,17 +469,13 @@ class TestBadInput < ReactisTest
   # ArgumentError. Both are accepted here until the wrapper follows the core.
   def test_row_28_empty_id
     q = queue
-    begin
-      s = q.schedule("g", id: "")
-      assert_equal 12, s.id.bytesize
-      (job,) = q.fetch(max: 1, timeout: 2)
-      assert_equal "g", job.payload
-      job.ack!
-    rescue ArgumentError => e
-      assert_includes e.message, "message id"
-    end
+    s = q.schedule("g", id: "")
+    assert_equal 12, s.id.bytesize
+    (job,) = q.fetch(max: 1, timeout: 2)
+    assert_equal "g", job.payload
+    job.ack!
     [-> { q.cancel("") }, -> { q.reschedule("", delay: 1) }, -> { q.run_now("") }].each do |call|
-      err = assert_raises(Reactis::InvalidArgumentError, ArgumentError, &call)
+      err = assert_raises(Reactis::InvalidArgumentError, &call)
       assert_match(/message id/, err.message)
     end
     assert_equal 0, q.stats[:scheduled]
@@ -487,7 +483,7 @@ class TestBadInput < ReactisTest
 
   def test_row_29_id_too_long
     q = queue
-    err = assert_raises(Reactis::InvalidArgumentError, ArgumentError) { q.schedule("p", id: "i" * 257) }
+    err = assert_raises(Reactis::InvalidArgumentError) { q.schedule("p", id: "i" * 257) }
     assert_match(/256/, err.message)
     q.schedule("p", id: "i" * 256)
     take(q, "i" * 256, "p")

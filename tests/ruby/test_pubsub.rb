@@ -66,6 +66,68 @@ class TestPubSub < ReactisTest
     assert_equal 43, @client.command("INCR", :n)
   end
 
+  # A backlog is drained in batches built in C: order, kinds, frozen binary
+  # Strings, the few instance variables a message keeps; leaving the loop
+  # early keeps the rest of the batch for the next read.
+  def test_drain_backlog_in_batches
+    sub = subscriber(batch_size: 64)
+    sub.subscribe("plain")
+    sub.psubscribe("pat.*")
+    n = 1000
+    pipe = (0...n).flat_map do |i|
+      i.even? ? [["PUBLISH", "plain", "m#{i}\x00\xFF"]] : [["PUBLISH", "pat.#{i % 3}", "m#{i}\x00\xFF"]]
+    end
+    pipe.each { |args| @client.command(*args) }
+    first = sub.each_message(timeout: 2).first(10)
+    assert_equal (0...10).map { |i| "m#{i}\x00\xFF".b }, first.map(&:data)
+    rest = []
+    sub.each_message(timeout: 0.5) { |m| rest << m }
+    all = first + rest
+    assert_equal n, all.size
+    all.each_with_index do |m, i|
+      assert_equal "m#{i}\x00\xFF".b, m.data
+      assert m.data.frozen? && m.channel.frozen?
+      assert_equal Encoding::BINARY, m.data.encoding
+      if i.even?
+        assert_equal :message, m.kind
+        assert_equal "plain", m.channel
+        assert_nil m.pattern
+        assert_equal %i[@channel @data], m.instance_variables.sort
+      else
+        assert_equal :pmessage, m.kind
+        assert_equal "pat.#{i % 3}", m.channel
+        assert_equal "pat.*", m.pattern
+        assert m.pattern.frozen?
+      end
+      refute m.gap?
+      assert_equal 0, m.gap_start_ms
+      assert_nil m.key_event
+    end
+    assert_equal Reactis::Message.new(:message, "plain".b, "m0\x00\xFF".b), all[0]
+    assert_equal Reactis::Message.new(:pmessage, "pat.1".b, "m1\x00\xFF".b, pattern: "pat.*".b), all[1]
+    assert_nil sub.next_message(timeout: 0)
+  end
+
+  def test_drain_with_encoding
+    sub = subscriber(encoding: "UTF-8")
+    sub.psubscribe("caf\u00e9.*")
+    @client.publish("caf\u00e9.1", "\u00e9t\u00e9")
+    msg = sub.next_message(timeout: 5)
+    assert_equal "\u00e9t\u00e9", msg.data
+    assert_equal Encoding::UTF_8, msg.data.encoding
+    assert_equal Encoding::UTF_8, msg.channel.encoding
+    assert_equal Encoding::UTF_8, msg.pattern.encoding
+    assert msg.data.frozen?
+  end
+
+  def test_waiting_without_subscriptions_raises
+    sub = subscriber
+    assert_raises(Reactis::StateError) { sub.next_message(timeout: 1) }
+    sub.subscribe("a")
+    sub.unsubscribe("a")
+    assert_raises(Reactis::StateError) { sub.each_message(timeout: 1) { flunk } }
+  end
+
   def test_encoding_on_request
     sub = subscriber(encoding: "UTF-8")
     sub.subscribe("utf")

@@ -36,6 +36,69 @@ class TestQueue < ReactisTest
     assert_equal 1, q.fetch(timeout: 2).size
   end
 
+  def test_schedule_many
+    q = queue
+    assert_equal [], q.schedule_many([])
+    at = Time.now + 7200
+    res = q.schedule_many([
+      "plain",
+      { payload: "\x00\xFFbin".b, id: "m1", delay: 900 },
+      { payload: "dup", id: "m1", delay: 5 },
+      { payload: "at", id: "m2", at: at },
+      { payload: "now", id: "m3" }
+    ])
+    assert_equal 5, res.size
+    assert(res.all? { |r| r.is_a?(Reactis::Queue::Scheduled) })
+    assert_match(/\A[0-9A-Za-z]{12}\z/, res[0].id)
+    assert res[0].added?
+    assert_equal %w[m1 m1 m2 m3], res[1..].map(&:id)
+    assert res[1].added?
+    assert res[2].exists?
+    assert_equal res[1].due_ms, res[2].due_ms
+    assert_in_delta Time.now + 900, res[1].due_at, 5
+    assert_equal (at.to_r * 1000).round, res[3].due_ms
+    assert res[3].added? && res[4].added?
+    replaced = q.schedule_many([{ payload: "new", id: "m1", delay: 60, replace: true }])
+    assert replaced.first.replaced?
+    st = q.stats
+    assert_equal 4, st[:scheduled] + st[:ready]
+    jobs = q.fetch(max: 10, timeout: 2)
+    assert_equal %w[now plain].sort, jobs.map(&:payload).sort
+    jobs.each(&:ack!)
+    # The same batch again: ids with a waiting message are kept.
+    again = q.schedule_many([{ payload: "at", id: "m2", at: at }])
+    assert again.first.exists?
+    # Many (more than one script call) and from any Enumerable.
+    many = q.schedule_many((1..2500).lazy.map { |i| { payload: "p#{i}", id: "bulk:#{i}", delay: 3600 } })
+    assert_equal 2500, many.size
+    assert(many.all?(&:added?))
+    assert_equal "bulk:2500", many.last.id
+    assert_equal 2502, q.stats[:scheduled]
+  end
+
+  def test_schedule_many_checks_every_item_first
+    q = queue(max_payload: 16)
+    assert_raises(Reactis::PayloadTooLargeError) { q.schedule_many(["ok", "x" * 17]) }
+    assert_raises(ArgumentError) { q.schedule_many([{ payload: "a", bogus: 1 }]) }
+    assert_raises(ArgumentError) { q.schedule_many([{ id: "no-payload" }]) }
+    assert_raises(Reactis::InvalidArgumentError) { q.schedule_many([{ payload: "a", id: "i" * 257 }]) }
+    assert_raises(ArgumentError) { q.schedule_many([{ payload: "a", delay: 1, at: Time.now }]) }
+    assert_raises(TypeError) { q.schedule_many(["ok", 42]) }
+    assert_raises(TypeError) { q.schedule_many(nil) }
+    st = q.stats
+    assert_equal 0, st[:scheduled] + st[:ready]
+    # The handle is still usable and its batch was cleared.
+    assert_equal ["after"], q.schedule_many([{ payload: "ok", id: "after" }]).map(&:id)
+    assert q.cancel("after")
+  end
+
+  def test_schedule_many_encoding
+    q = queue(encoding: "UTF-8")
+    res = q.schedule_many([{ payload: "caf\u00e9", id: "\u00e9t\u00e9" }])
+    assert_equal "\u00e9t\u00e9", res.first.id
+    assert_equal Encoding::UTF_8, res.first.id.encoding
+  end
+
   def test_delivery_binary_and_on_time
     q = queue
     payload = "\x00\xFFbinary\x00".b
@@ -73,6 +136,73 @@ class TestQueue < ReactisTest
     st = q.stats
     assert_equal 3, st[:acked]
     assert_equal 1, st[:failures]
+    assert_equal 0, st[:in_flight]
+  end
+
+  def test_ack_many
+    q = queue
+    q.schedule_many((1..5).map { |i| { payload: "a#{i}", id: "a#{i}" } })
+    jobs = q.fetch(max: 10, timeout: 2)
+    assert_equal 5, jobs.size
+    assert_equal 0, q.ack_many([])
+    jobs.first.ack!
+    # The acked one is skipped; tokens work as Jobs do.
+    assert_equal 4, q.ack_many(jobs[0..3] + [jobs[4].token])
+    assert_equal 0, q.ack_many(jobs)
+    assert_raises(TypeError) { q.ack_many([42]) }
+    st = q.stats
+    assert_equal 5, st[:acked]
+    assert_equal 0, st[:in_flight]
+  end
+
+  def test_work_batches_and_acks_many
+    q = queue(backoff_base: 0.05, backoff_max: 0.1)
+    n = 300
+    q.schedule_many((1..n).map { |i| { payload: i == 7 ? "boom" : "p#{i}", id: "w#{i}" } })
+    seen = Hash.new(0)
+    q.work do |job|
+      seen[job.id] += 1
+      raise "handler failed" if job.payload == "boom" && job.attempt == 1
+      q.stop if seen.size == n && seen["w7"] == 2
+    end
+    assert_equal n, seen.size
+    assert_equal 2, seen["w7"]
+    assert_equal [1], (seen.values - [2]).uniq
+    st = q.stats
+    assert_equal n, st[:acked]
+    assert_equal 1, st[:failures]
+    assert_equal 0, st[:in_flight] + st[:ready] + st[:scheduled]
+    # A fixed batch size too.
+    q.schedule_many((1..120).map { |i| "f#{i}" })
+    count = 0
+    q.work(max: 50) { count += 1; q.stop if count == 120 }
+    assert_equal 120, count
+    assert_equal n + 120, q.stats[:acked]
+    assert_raises(ArgumentError) { q.work(max: 0) { nil } }
+    assert_raises(ArgumentError) { q.work(max: 1001) { nil } }
+  end
+
+  # A batch that runs past half the visibility timeout keeps the leases of
+  # the jobs still waiting: none is reclaimed or redelivered meanwhile.
+  def test_work_slow_batch_keeps_leases
+    q = queue(visibility_timeout: 0.6)
+    q.schedule_many((1..4).map { |i| { payload: "s#{i}", id: "s#{i}" } })
+    other = queue(visibility_timeout: 0.6)
+    stolen = []
+    seen = []
+    q.work(max: 4) do |job|
+      seen << [job.id, job.attempt]
+      sleep 0.35
+      # Another consumer fetching now would reclaim an expired lease.
+      stolen.concat(other.fetch(max: 4, timeout: 0))
+      q.stop if seen.size == 4
+    end
+    assert_equal [], stolen.map(&:id)
+    assert_equal %w[s1 s2 s3 s4], seen.map(&:first).sort
+    assert(seen.all? { |_, attempt| attempt == 1 })
+    st = q.stats
+    assert_equal 4, st[:acked]
+    assert_equal 0, st[:crashes]
     assert_equal 0, st[:in_flight]
   end
 

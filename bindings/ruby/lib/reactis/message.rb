@@ -17,20 +17,24 @@ module Reactis
       Cimpl::EV_GAP => :gap
     }.freeze
 
-    attr_reader :kind, :pattern, :channel, :data, :gap_start_ms, :gap_end_ms, :reconnects
+    attr_reader :pattern, :channel, :data
     alias message data
     alias payload data
 
+    # A message keeps only the instance variables it needs (@channel and
+    # @data; @kind when not :message, @pattern for :pmessage, the gap fields
+    # for a gap): a subscriber draining a backlog makes one per message. The
+    # Subscriber builds them in C (Cimpl.sub_drain) with frozen Strings.
     def initialize(kind, channel = nil, data = nil, pattern: nil, gap_start_ms: 0,
                    gap_end_ms: 0, reconnects: 0)
-      @kind = kind
-      @pattern = pattern
       @channel = channel
       @data = data
+      @kind = kind unless kind == :message
+      @pattern = pattern unless pattern.nil?
+      return if gap_start_ms.zero? && gap_end_ms.zero? && reconnects.zero?
       @gap_start_ms = gap_start_ms
       @gap_end_ms = gap_end_ms
       @reconnects = reconnects
-      @key_event = :unset
     end
 
     # From the C glue's [kind, pattern, channel, data, gap_start_ms,
@@ -46,6 +50,22 @@ module Reactis
           gap_start_ms: gap_start, gap_end_ms: gap_end, reconnects: reconnects)
     end
 
+    def kind
+      @kind || :message
+    end
+
+    def gap_start_ms
+      @gap_start_ms || 0
+    end
+
+    def gap_end_ms
+      @gap_end_ms || 0
+    end
+
+    def reconnects
+      @reconnects || 0
+    end
+
     def gap?
       @kind == :gap
     end
@@ -53,27 +73,23 @@ module Reactis
     # For a gap: when the link was last known good / every subscription was
     # back, as Times; nil for other kinds.
     def gap_start
-      gap? ? Time.at(@gap_start_ms / 1000r) : nil
+      gap? ? Time.at(gap_start_ms / 1000r) : nil
     end
 
     def gap_end
-      gap? ? Time.at(@gap_end_ms / 1000r) : nil
+      gap? ? Time.at(gap_end_ms / 1000r) : nil
     end
 
     # For a gap: how long messages may have been missed, in seconds.
     def gap_duration
-      gap? ? (@gap_end_ms - @gap_start_ms) / 1000.0 : nil
+      gap? ? (gap_end_ms - gap_start_ms) / 1000.0 : nil
     end
 
     # The parsed keyspace notification (Reactis::KeyEvent), or nil when the
     # message is not one (parsed once, on first use).
     def key_event
-      if @key_event == :unset
-        @key_event = if !gap? && @channel&.b&.start_with?("__key")
-                       KeyEvent.parse(@channel, @data || "")
-                     end
-      end
-      @key_event
+      return @key_event if defined?(@key_event)
+      @key_event = (KeyEvent.parse(@channel, @data || "") if !gap? && @channel&.b&.start_with?("__key"))
     end
 
     def ==(other)
@@ -86,17 +102,17 @@ module Reactis
     end
 
     def to_a
-      [@kind, @pattern, @channel, @data, @gap_start_ms, @gap_end_ms, @reconnects]
+      [kind, @pattern, @channel, @data, gap_start_ms, gap_end_ms, reconnects]
     end
 
     def inspect
-      case @kind
+      case kind
       when :gap
-        "#<Reactis::Message gap #{@gap_end_ms - @gap_start_ms} ms, #{@reconnects} reconnects>"
+        "#<Reactis::Message gap #{gap_end_ms - gap_start_ms} ms, #{reconnects} reconnects>"
       when :pmessage
         "#<Reactis::Message pmessage #{@pattern.inspect} #{@channel.inspect} #{@data.inspect}>"
       else
-        "#<Reactis::Message #{@kind} #{@channel.inspect} #{@data.inspect}>"
+        "#<Reactis::Message #{kind} #{@channel.inspect} #{@data.inspect}>"
       end
     end
     alias to_s inspect

@@ -178,6 +178,44 @@ module Reactis
     end
     alias enqueue schedule
 
+    MANY_KEYS = %i[payload delay at id replace].freeze
+    private_constant :MANY_KEYS
+
+    # Schedules many messages in few round trips (1000 per script call,
+    # pipelined). Each item is a payload (a String), or a Hash with :payload
+    # and any of :delay, :at, :id, :replace (as for #schedule). Returns one
+    # Scheduled per item, in order ([] for none). Every item is checked
+    # before anything is sent: a bad one (TypeError, ArgumentError,
+    # Reactis::PayloadTooLargeError over max_payload) schedules nothing.
+    # After an error while sending, some messages may have been scheduled;
+    # sending the same items again is safe for those with ids.
+    def schedule_many(messages)
+      raise TypeError, "schedule_many needs an Enumerable of messages, not #{messages.class}" unless messages.respond_to?(:each)
+      items = []
+      messages.each { |m| items << many_item(m) }
+      return [] if items.empty?
+      with_handle do |h|
+        h.batch_clear
+        begin
+          items.each { |id, payload, when_ms, flags| h.batch_add(id, payload, when_ms, flags) }
+          h.batch_send
+          # A batch_send that Ruby interrupted (a trap handler ran, nothing
+          # raised) left no results; report it as #schedule would.
+          begin
+            h.batch_result(0)
+          rescue InvalidArgumentError
+            raise Internal.interrupted(Cimpl::EINTR, "schedule_many")
+          end
+          Array.new(h.batch_count) do |i|
+            _rc, outcome, out_id, due_ms = h.batch_result(i)
+            Scheduled.new(Internal.recode(out_id, @encoding), OUTCOMES.fetch(outcome, :added), due_ms)
+          end
+        ensure
+          h.batch_clear
+        end
+      end
+    end
+
     # Removes a waiting message: true when it was waiting, false when not
     # (unknown, already delivered, dead).
     def cancel(id)
@@ -232,6 +270,26 @@ module Reactis
       rc = with_handle { |h| h.ack(tok) }
       raise Internal.interrupted(rc, "ack") unless rc == Cimpl::OK
       true
+    end
+
+    # Acknowledges many deliveries (Jobs or tokens) in one round trip.
+    # Returns how many were acked: a delivery that was reclaimed and
+    # redelivered meanwhile is skipped (not an error), the others are acked.
+    def ack_many(jobs)
+      tokens = jobs.map { |j| token(j) }
+      return 0 if tokens.empty?
+      rc, acked = with_handle { |h| h.ack_many(tokens.join(" ")) }
+      raise Internal.interrupted(rc, "ack_many") unless rc == Cimpl::OK || rc == Cimpl::ESTALE
+      acked
+    end
+
+    # Internal (Worker): the visibility timeout in seconds.
+    def visibility_seconds
+      v = @options[:visibility_timeout]
+      return v if v.is_a?(Numeric) && v.positive?
+      ms = @options[:visibility_timeout_ms]
+      ms = Integer(ms, exception: false) if ms.is_a?(String)
+      ms.is_a?(Numeric) && ms.positive? ? ms / 1000.0 : 30
     end
 
     # The handler failed: the message goes back on the schedule after delay
@@ -289,7 +347,12 @@ module Reactis
     # once. concurrency: N works in N threads, each with its own connection.
     # signals: the signals that stop it gracefully (trapped only on the main
     # thread, previous handlers restored afterwards; [] to trap none).
-    def work(concurrency: 1, max: 1, signals: %w[TERM INT], &handler)
+    # max: jobs fetched per round trip, 1..1000, or nil (adaptive: 1..100,
+    # sized so that a batch takes about 5% of the visibility timeout, at
+    # most 1 s). The jobs of a batch that succeeded are acked in one round
+    # trip (at least every second); a slow batch keeps the leases of the
+    # jobs still waiting.
+    def work(concurrency: 1, max: nil, signals: %w[TERM INT], &handler)
       raise ArgumentError, "work needs a block" unless handler
       raise Internal.state_error("#{@name}: already working") if @worker
       @worker = Worker.new([[self, handler]], concurrency: concurrency, max: max)
@@ -378,10 +441,21 @@ module Reactis
       end
     end
 
+    # [id or nil, payload, when_ms, flags] for batch_add, checked here.
+    def many_item(msg)
+      return [nil, Internal.bytes(msg, "payload"), 0, 0] unless msg.is_a?(Hash)
+      unknown = msg.keys - MANY_KEYS
+      raise ArgumentError, "unknown message keys: #{unknown.map(&:inspect).join(', ')}" unless unknown.empty?
+      raise ArgumentError, "a message Hash needs :payload" unless msg.key?(:payload)
+      when_ms, flags = due(msg[:delay], msg[:at])
+      flags |= SCHED_REPLACE if msg[:replace]
+      [msg[:id].nil? ? nil : message_id(msg[:id]), Internal.bytes(msg[:payload], "payload"), when_ms, flags]
+    end
+
+    # The core checks ids (an empty one asks schedule for a generated id;
+    # too long, or empty elsewhere, is InvalidArgumentError), as in Python.
     def message_id(id)
-      id = Internal.bytes(id, "id")
-      raise ArgumentError, "a message id must be 1..256 bytes" if id.empty? || id.bytesize > 256
-      id
+      Internal.bytes(id, "id")
     end
 
     def token(job)

@@ -43,7 +43,7 @@ module Reactis
     end
 
     # Works the named queues (registered handlers) until SIGTERM/SIGINT.
-    def work(queues, url: nil, concurrency: 1, max: 1, signals: %w[TERM INT], **options)
+    def work(queues, url: nil, concurrency: 1, max: nil, signals: %w[TERM INT], **options)
       names = Array(queues).flat_map { |q| q.to_s.split(",") }.map(&:strip).reject(&:empty?)
       names = handlers.keys if names == ["*"]
       raise ArgumentError, "no queue to work: give QUEUE=name (registered: #{handlers.keys.join(', ')})" if names.empty?

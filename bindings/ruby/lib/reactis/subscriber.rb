@@ -64,7 +64,7 @@ module Reactis
 
     def initialize(url = "redis://localhost:6379", health_check_interval: nil,
                    health_check_timeout: nil, reconnect_min: nil, reconnect_max: nil,
-                   reconnect_max_attempts: nil, encoding: nil, batch_size: 128, **options)
+                   reconnect_max_attempts: nil, encoding: nil, batch_size: 512, **options)
       unless batch_size.is_a?(Integer) && batch_size.between?(1, 65_536)
         raise ArgumentError, "batch_size must be an Integer in 1..65536"
       end
@@ -181,10 +181,10 @@ module Reactis
       check_timeout(timeout)
       return enum_for(:each_message, timeout: timeout) unless block_given?
       raise Internal.state_error("the subscriber is closed") if @closing
+      pending = @pending
       reading do
-        loop do
-          msg = @pending.shift || fetch(timeout)
-          break if msg.nil?
+        # while, not loop: no block call per message.
+        while (msg = pending.shift || fetch(timeout))
           yield msg
         end
       end
@@ -366,18 +366,12 @@ module Reactis
              else
                Internal::SLICE_MS
              end
-        rc, events = with_handle { |h| h.next_batch(ms, @batch) }
+        # One C call per batch (one GVL release): the messages are appended
+        # to @pending as Message objects made in C; gaps as event Arrays.
+        start = @pending.size
+        rc, others = with_handle { |h| Cimpl.sub_drain(h, ms, @batch, Message, @encoding, @pending) }
         if rc == Cimpl::OK
-          events.each do |ev|
-            msg = Message.from_event(ev, @encoding)
-            if msg.gap?
-              Reactis.logger.warn do
-                "reconnected to #{@description} after #{msg.reconnects} attempt(s): messages " \
-                  "published during the last #{msg.gap_end_ms - msg.gap_start_ms} ms may have been missed"
-              end
-            end
-            @pending << msg
-          end
+          convert_events(start) if others.positive?
           return @pending.shift unless @pending.empty?
         end
         # RX_WOKEN: #wakeup (then @stop is set) or a stale wakeup: look again.
@@ -388,6 +382,22 @@ module Reactis
     rescue StateError
       raise unless @closing
       nil
+    end
+
+    # Turns the event Arrays sub_drain appended (gaps) into Messages.
+    def convert_events(start)
+      (start...@pending.size).each do |i|
+        ev = @pending[i]
+        next unless ev.is_a?(Array)
+        msg = Message.from_event(ev, @encoding)
+        if msg.gap?
+          Reactis.logger.warn do
+            "reconnected to #{@description} after #{msg.reconnects} attempt(s): messages " \
+              "published during the last #{msg.gap_end_ms - msg.gap_start_ms} ms may have been missed"
+          end
+        end
+        @pending[i] = msg
+      end
     end
   end
 end

@@ -9,10 +9,20 @@ module Reactis
   # returns. Connection errors are logged and retried with backoff: a worker
   # outlives a Redis restart.
   class Worker
-    # pairs: [[queue, handler], ...]; handler responds to call(job).
-    def initialize(pairs, concurrency: 1, max: 1)
+    # Largest adaptive batch, and the share of the visibility timeout a batch
+    # may take (at most 1 s): as the Python worker.
+    MAX_AUTO_BATCH = 100
+    BATCH_SHARE = 0.05
+    # Successes wait at most this long (seconds) for their batched ack.
+    ACK_DELAY = 1.0
+
+    # pairs: [[queue, handler], ...]; handler responds to call(job). max:
+    # jobs per fetch (1..1000), nil for an adaptive batch.
+    def initialize(pairs, concurrency: 1, max: nil)
       raise ArgumentError, "concurrency must be an Integer >= 1" unless concurrency.is_a?(Integer) && concurrency >= 1
-      raise ArgumentError, "max must be an Integer in 1..1000" unless max.is_a?(Integer) && max.between?(1, 1000)
+      unless max.nil? || (max.is_a?(Integer) && max.between?(1, 1000))
+        raise ArgumentError, "max must be nil (adaptive) or an Integer in 1..1000"
+      end
       raise ArgumentError, "nothing to work" if pairs.empty?
       @pairs = pairs
       @concurrency = concurrency
@@ -69,9 +79,11 @@ module Reactis
 
     def work_loop(queue, handler)
       backoff = 0.1
+      size = @max || 1
+      batch_seconds = [1.0, queue.visibility_seconds * BATCH_SHARE].min
       until @stopping
         begin
-          jobs = queue.fetch(max: @max, timeout: nil)
+          jobs = queue.fetch(max: size, timeout: nil)
           backoff = 0.1
         rescue ConnectionError, Reactis::TimeoutError, LoadingError, BusyError,
                ReadOnlyError, ServerOutOfMemoryError => e
@@ -80,36 +92,107 @@ module Reactis
           backoff = [backoff * 2, 5.0].min
           next
         end
-        jobs.each { |job| perform(queue, job, handler) }
+        next if jobs.empty?
+        t0 = Internal.monotonic
+        run_batch(queue, jobs, handler)
+        next if @max
+        # Adaptive: as many jobs as take about batch_seconds at the last pace.
+        per_job = (Internal.monotonic - t0) / jobs.size
+        size = (batch_seconds / [per_job, 1e-6].max).to_i.clamp(1, MAX_AUTO_BATCH)
       end
     end
 
-    def perform(queue, job, handler)
+    # Runs the handler on each job in hand. A single job is acked at once;
+    # the successes of a batch are acked together (ack_many), at the end or
+    # once the oldest has waited ACK_DELAY. When a batch runs past half the
+    # visibility timeout, the jobs still waiting get their leases extended.
+    def run_batch(queue, jobs, handler)
+      if jobs.size == 1
+        ack(queue, jobs) if perform(queue, jobs.first, handler)
+        return
+      end
+      acks = []
+      first_ack = nil
+      lease_from = Internal.monotonic
+      half = queue.visibility_seconds / 2.0
       begin
-        handler.call(job)
-      rescue StandardError => e
-        Reactis.logger.error do
-          "queue #{queue.name}: job #{job.id.inspect} attempt #{job.attempt} failed: #{e.class}: #{e.message}"
+        jobs.each_with_index do |job, i|
+          now = Internal.monotonic
+          if now - lease_from > half && i.positive?
+            # A slow batch: ack what is done, keep the leases of the rest.
+            unless acks.empty?
+              ack(queue, acks)
+              acks = []
+              first_ack = nil
+            end
+            extend_leases(queue, jobs[i..])
+            lease_from = now
+          end
+          if first_ack && now - first_ack > ACK_DELAY
+            ack(queue, acks)
+            acks = []
+            first_ack = nil
+          end
+          next unless perform(queue, job, handler)
+          first_ack ||= Internal.monotonic
+          acks << job
         end
+      ensure
+        ack(queue, acks) unless acks.empty?
+      end
+    end
+
+    # Runs the handler; true when the job is to be acked, false when it
+    # failed (then it was retried here).
+    def perform(queue, job, handler)
+      handler.call(job)
+      true
+    rescue StandardError => e
+      Reactis.logger.error do
+        "queue #{queue.name}: job #{job.id.inspect} attempt #{job.attempt} failed: #{e.class}: #{e.message}"
+      end
+      begin
+        outcome = queue.retry(job, error: e)
+        Reactis.logger.error { "queue #{queue.name}: job #{job.id.inspect} is dead" } if outcome == :dead
+      rescue StaleDeliveryError
+        Reactis.logger.warn { "queue #{queue.name}: job #{job.id.inspect} was reclaimed meanwhile" }
+      rescue Error => e2
+        Reactis.logger.error { "queue #{queue.name}: could not retry #{job.id.inspect}: #{e2.message}" }
+      end
+      false
+    end
+
+    def ack(queue, jobs)
+      if jobs.size == 1
         begin
-          outcome = queue.retry(job, error: e)
-          Reactis.logger.error { "queue #{queue.name}: job #{job.id.inspect} is dead" } if outcome == :dead
+          queue.ack(jobs.first)
         rescue StaleDeliveryError
-          Reactis.logger.warn { "queue #{queue.name}: job #{job.id.inspect} was reclaimed meanwhile" }
-        rescue Error => e2
-          Reactis.logger.error { "queue #{queue.name}: could not retry #{job.id.inspect}: #{e2.message}" }
+          Reactis.logger.warn do
+            "queue #{queue.name}: job #{jobs.first.id.inspect} took longer than its lease and was redelivered; " \
+              "raise visibility_timeout or call job.extend_lease"
+          end
         end
         return
       end
-      begin
-        queue.ack(job)
-      rescue StaleDeliveryError
+      acked = queue.ack_many(jobs)
+      if acked < jobs.size
         Reactis.logger.warn do
-          "queue #{queue.name}: job #{job.id.inspect} took longer than its lease and was redelivered; " \
-            "raise visibility_timeout or call job.extend_lease"
+          "queue #{queue.name}: #{jobs.size - acked} of #{jobs.size} jobs took longer than their lease and " \
+            "were redelivered; raise visibility_timeout or call job.extend_lease"
         end
+      end
+    rescue Error => e
+      Reactis.logger.error do
+        "queue #{queue.name}: could not ack #{jobs.size} job(s) (#{e.message}); they are redelivered " \
+          "after the visibility timeout"
+      end
+    end
+
+    def extend_leases(queue, jobs)
+      jobs.each do |job|
+        job.extend_lease
       rescue Error => e
-        Reactis.logger.error { "queue #{queue.name}: could not ack #{job.id.inspect}: #{e.message}" }
+        Reactis.logger.warn { "queue #{queue.name}: could not extend the lease of #{job.id.inspect}: #{e.message}" }
       end
     end
 
