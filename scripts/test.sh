@@ -65,6 +65,8 @@ if [ -f setup.py ] && [ -d tests/python ]; then
   [ -x tests/python/run.sh ] && suite "Python tests" timeout 600 bash tests/python/run.sh
   [ "${RX_QUICK:-0}" != 1 ] && [ -x tests/python/run_asan.sh ] && \
     suite "Python tests under ASan+UBSan" timeout 600 bash tests/python/run_asan.sh
+  [ "${RX_QUICK:-0}" != 1 ] && [ -x tests/python/run_valgrind.sh ] && \
+    suite "Python tests under valgrind (no definite leaks in reactis)" timeout 900 bash tests/python/run_valgrind.sh
 fi
 if [ -f Rakefile ] && [ -d tests/ruby ]; then
   [ -x tests/ruby/run.sh ] && suite "Ruby tests" timeout 600 bash tests/ruby/run.sh
