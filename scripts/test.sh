@@ -72,6 +72,8 @@ if [ -f Rakefile ] && [ -d tests/ruby ]; then
   [ -x tests/ruby/run.sh ] && suite "Ruby tests" timeout 600 bash tests/ruby/run.sh
   [ "${RX_QUICK:-0}" != 1 ] && [ -x tests/ruby/run_asan.sh ] && \
     suite "Ruby tests under ASan+UBSan" timeout 600 bash tests/ruby/run_asan.sh
+  [ "${RX_QUICK:-0}" != 1 ] && [ -x tests/ruby/run_valgrind.sh ] && \
+    suite "Ruby tests under valgrind (no definite leaks in reactis)" timeout 900 bash tests/ruby/run_valgrind.sh
 fi
 [ -x tests/bench/test_bench_smoke.sh ] && suite "benchmark harness smoke test" timeout 300 bash tests/bench/test_bench_smoke.sh
 echo
