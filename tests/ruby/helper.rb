@@ -75,9 +75,15 @@ end
 class RedisServer
   attr_reader :port, :dir, :password
 
-  # Every server still running when the process exits is stopped.
+  # Every server still running when the tests end is stopped. destroy
+  # removes the server from ALL, so iterate over a copy (iterating ALL itself
+  # skipped every other server and left them running). minitest/autorun runs
+  # the tests in an at_exit hook registered before this one, so this hook runs
+  # first; after_run is the one that comes after the tests.
   ALL = []
-  at_exit { ALL.each(&:destroy) }
+  cleanup = -> { ALL.dup.each(&:destroy) }
+  Minitest.after_run(&cleanup)
+  at_exit(&cleanup)
 
   def self.binary
     ENV["RX_REDIS_SERVER"] || begin
