@@ -100,7 +100,13 @@ def test_heartbeat_reports_devices_that_die(redis_factory):
         assert not any("100001" in l for l in watcher.seen + watcher2.seen + out)
         assert alive.stop() == 0
         watcher2.expect("device 100001 offline", timeout=10)
-        assert sum("offline" in l for l in watcher.seen + watcher2.seen) == 3
+        reports = [l for l in watcher.seen + watcher2.seen if "offline" in l]
+        # Each device that stopped is reported. Delivery is at-least-once, so
+        # a report may repeat (a firing given back when SIGTERM lands between
+        # the handler and its ack; on a loaded machine a heartbeat late by
+        # more than the ttl is, rightly, a missed deadline): allow one.
+        assert {l.split()[1] for l in reports} == {"100001", "100002", "100003"}
+        assert 3 <= len(reports) <= 4, reports
     finally:
         for c in children:
             c.stop(signal.SIGKILL)
