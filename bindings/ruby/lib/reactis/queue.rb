@@ -435,7 +435,7 @@ module Reactis
                 when Numeric then at.to_r
                 else raise TypeError, "at: must be a Time, not #{at.class}"
                 end
-        [(epoch * 1000).round, Cimpl::SCHED_AT]
+        [Internal.ms(epoch, "at"), Cimpl::SCHED_AT]
       else
         [delay.nil? ? 0 : Internal.ms(delay, "delay"), 0]
       end
