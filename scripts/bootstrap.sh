@@ -3,7 +3,8 @@
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 DEBS=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl
-      redis-server redis-tools swig ruby ruby-dev valgrind clang iproute2)
+      redis-server redis-tools swig ruby ruby-dev rake valgrind clang iproute2
+      libclang-rt-14-dev)  # libFuzzer and the sanitizer runtimes: only a Recommends of clang
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
