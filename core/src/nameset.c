@@ -1,6 +1,7 @@
-/* nameset.c — the small structures the subscribers share: a set of
- * binary-safe names (the wanted subscriptions) and a FIFO of replies
- * (received, not yet delivered). Used by sub.c and cluster_sub.c. */
+/* nameset.c — what the subscribers share: a set of binary-safe names (the
+ * wanted subscriptions), a FIFO of replies (received, not yet delivered),
+ * and the reading of a message reply into an rx_event. Used by sub.c and
+ * cluster_sub.c. */
 #include <string.h>
 
 #include "rx_private.h"
@@ -71,4 +72,26 @@ rx_reply *rx__fifo_pop(rx__reply_fifo *f) {
   f->head = (f->head + 1) % f->cap;
   f->count--;
   return r;
+}
+
+/* A message, pmessage or smessage reply (already checked by the caller) into
+ * an event borrowing the reply's strings. */
+void rx__fill_event(rx_event *ev, const rx_reply *r) {
+  memset(ev, 0, sizeof *ev);
+  const rx_reply *k = r->element[0];
+  size_t i = 1;
+  if (k->len == 8 && k->str[0] == 'p') {
+    ev->kind = RX_EV_PMESSAGE;
+    ev->pattern = r->element[1]->str;
+    ev->pattern_len = r->element[1]->len;
+    i = 2;
+  } else {
+    ev->kind = k->str[0] == 's' ? RX_EV_SMESSAGE : RX_EV_MESSAGE;
+  }
+  ev->channel = r->element[i]->str;
+  ev->channel_len = r->element[i]->len;
+  ev->data = r->element[i + 1]->str;
+  ev->data_len = r->element[i + 1]->len;
+  if (!ev->channel) ev->channel = "";
+  if (!ev->data) ev->data = "";
 }

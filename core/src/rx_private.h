@@ -52,6 +52,9 @@ typedef struct rx__reply_fifo {
 } rx__reply_fifo;
 int rx__fifo_push(rx__reply_fifo *f, struct rx_reply *r); /* 0 or RX_ENOMEM */
 struct rx_reply *rx__fifo_pop(rx__reply_fifo *f);         /* NULL when empty */
+/* A checked message/pmessage/smessage reply into *ev (borrowing from r). */
+struct rx_event;
+void rx__fill_event(struct rx_event *ev, const struct rx_reply *r);
 
 /* ---------------------------------------------------------------- options */
 

@@ -395,25 +395,6 @@ static int sleep_until(rx_sub *s, long long until) {
   return RX_TIMEOUT;
 }
 
-static void fill_event(rx_event *ev, const rx_reply *r) {
-  memset(ev, 0, sizeof *ev);
-  const rx_reply *k = r->element[0];
-  size_t i = 1;
-  if (k->len == 8 && k->str[0] == 'p') {
-    ev->kind = RX_EV_PMESSAGE;
-    ev->pattern = r->element[1]->str;
-    ev->pattern_len = r->element[1]->len;
-    i = 2;
-  } else {
-    ev->kind = k->str[0] == 's' ? RX_EV_SMESSAGE : RX_EV_MESSAGE;
-  }
-  ev->channel = r->element[i]->str;
-  ev->channel_len = r->element[i]->len;
-  ev->data = r->element[i + 1]->str;
-  ev->data_len = r->element[i + 1]->len;
-  if (!ev->channel) ev->channel = "";
-  if (!ev->data) ev->data = "";
-}
 
 /* One event into *ev, keeping its reply in `held`. `wait` 0: only what can be
  * had without blocking. */
@@ -425,7 +406,7 @@ static int next_one(rx_sub *s, long long deadline, rx_event *ev) {
         rx_reply_free(r);
         return seterr(s, RX_ENOMEM, "out of memory");
       }
-      fill_event(ev, r);
+      rx__fill_event(ev, r);
       return RX_OK;
     }
     if (s->gap_pending && s->conn.fd >= 0 && s->confirms == 0) {
