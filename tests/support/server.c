@@ -623,12 +623,14 @@ int rxt_resp_flat(const char *text, size_t len, const char **items, size_t *lens
 /* ------------------------------------------------------------ lifecycle */
 
 /* 1 if the server answers PING on its plain port or unix socket. */
-static int answers_ping(const rxt_server *s) {
+/* 1 when PING on the port (or, with port 0, the unix socket) gets +PONG or
+ * -NOAUTH. */
+static int answers_ping(int port, const char *unix_path) {
   static const char ping[] = "*1\r\n$4\r\nPING\r\n";
   char buf[256];
   size_t got = 0;
   long long deadline = rxt_ms() + 1000;
-  int fd = connect_to(s->port, s->unix_path, 500), ok = 0;
+  int fd = connect_to(port, unix_path, 500), ok = 0;
   if (fd < 0) return 0;
   if (write_all(fd, ping, sizeof ping - 1, deadline) != 0) goto done;
   while (got < sizeof buf - 1) {
@@ -744,7 +746,13 @@ static int launch(rxt_server *s, int quiet_in_use) {
       fail_report(s, WIFEXITED(status) ? "exited during start-up" : "died during start-up");
       return -1;
     }
-    if (answers_ping(s) && (s->tls_port == 0 || tcp_accepts(s->tls_port))) return 0;
+    /* The unix socket lives in our private directory, so only our process
+     * can answer there, and Redis opens it after binding its TCP ports (it
+     * exits when a bind fails). Asking it first means a server another test
+     * started on a port picked at the same moment is never taken for ours. */
+    if (answers_ping(0, s->unix_path) && (s->port == 0 || answers_ping(s->port, NULL)) &&
+        (s->tls_port == 0 || tcp_accepts(s->tls_port)))
+      return 0;
     if (rxt_ms() > deadline) {
       fail_report(s, "did not answer PING within 10 s");
       rxt_server_kill(s);
