@@ -1270,6 +1270,29 @@ int rx_cluster_nodes(rx_cluster *c, int which, rx_cluster_node *out, size_t max)
 
 /* ---------------------------------------------------------------- notify */
 
+/* A short hash tag whose slot n serves, so that n accepts the notify probe's
+ * write (a key of another node's slot gets MOVED, and the probe could not
+ * tell whether "n" is on). "" when n serves no slot (a replica): its probe
+ * is refused either way (READONLY) and "n" is kept, as the contract says. */
+static void owned_tag(const rx__cl_node *n, char *tag, size_t len) {
+  tag[0] = '\0';
+  if (!n->is_master || n->range_count == 0) return;
+  /* A node serving a third of the slots takes about 3 tries; 100,000
+   * candidates cover every slot many times over. */
+  for (unsigned i = 0; i < 100000; i++) {
+    char cand[16];
+    int slot;
+    rx__fmt(cand, sizeof cand, "%u", i);
+    slot = rx_cluster_keyslot(cand, strlen(cand));
+    for (size_t r = 0; r < n->range_count; r++) {
+      if (slot >= n->ranges[2 * r] && slot <= n->ranges[2 * r + 1]) {
+        rx__fmt(tag, len, "%s", cand);
+        return;
+      }
+    }
+  }
+}
+
 int rx_cluster_notify_ensure(rx_cluster *c, const char *flags, char *effective,
                              size_t effective_len) {
   if (effective && effective_len) effective[0] = '\0';
@@ -1290,7 +1313,9 @@ int rx_cluster_notify_ensure(rx_cluster *c, const char *flags, char *effective,
     if (n->failed) continue;
     drop_if_closed(&n->conn);
     eff[0] = '\0';
-    rc = rx_notify_ensure(&n->conn, flags, eff, sizeof eff);
+    char tag[16];
+    owned_tag(n, tag, sizeof tag);
+    rc = rx__notify_ensure_tagged(&n->conn, flags, eff, sizeof eff, tag[0] ? tag : NULL);
     if (rc == RX_WOKEN || rc == RX_EINTR) {
       first_err = seterr(c, rc, "%s", rx_strerror(rc));
       break;

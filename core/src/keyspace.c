@@ -280,17 +280,21 @@ static int is_pmessage(const rx_reply *r, const rx_reply **payload) {
  * if it is emitted at all, arrives before the sentinel. *on is 1 or 0;
  * returns 0, or 1 (RX_TIMEOUT) when the probe could not decide (the server
  * refused a step, or the sentinel did not come in time), or a negative
- * connection error of c. */
-static int probe_new(rx_conn *c, int keyevent, int *on) {
+ * connection error of c. tag, when not NULL, goes into the probe key as a
+ * hash tag: a cluster node only accepts writes to keys in its own slots. */
+static int probe_new(rx_conn *c, int keyevent, int *on, const char *tag) {
   rx_conn sub;
   rx_reply *r = NULL;
-  char key[64], sentinel[64], pattern[128], channel[128];
+  char key[96], sentinel[64], pattern[160], channel[160];
   uint64_t id = rx__random();
   int rc, verdict = RX_TIMEOUT;
   long long deadline;
 
   *on = 0;
-  rx__fmt(key, sizeof key, "reactis:probe:%016llx", (unsigned long long)id);
+  if (tag)
+    rx__fmt(key, sizeof key, "reactis:probe:{%.16s}:%016llx", tag, (unsigned long long)id);
+  else
+    rx__fmt(key, sizeof key, "reactis:probe:%016llx", (unsigned long long)id);
   rx__fmt(sentinel, sizeof sentinel, "reactis:probe-end:%016llx",
           (unsigned long long)rx__random());
   if (keyevent) {
@@ -398,6 +402,11 @@ static int config_get(rx_conn *c, rx_reply **holder, const rx_reply **value, con
 }
 
 int rx_notify_ensure(rx_conn *c, const char *flags, char *effective, size_t effective_len) {
+  return rx__notify_ensure_tagged(c, flags, effective, effective_len, NULL);
+}
+
+int rx__notify_ensure_tagged(rx_conn *c, const char *flags, char *effective,
+                             size_t effective_len, const char *probe_tag) {
   char extra[32], want[64], shown[64];
   rx_reply *cur_reply = NULL;
   const rx_reply *cur;
@@ -439,7 +448,7 @@ int rx_notify_ensure(rx_conn *c, const char *flags, char *effective, size_t effe
     /* n was asked for and cannot be read: a probe tells whether it is
      * already on, which spares a write (and a refused CONFIG SET). */
     int on = 0;
-    rc = probe_new(c, (current & NF_E) != 0, &on);
+    rc = probe_new(c, (current & NF_E) != 0, &on, probe_tag);
     if (rc < 0) return rc;
     if (rc == RX_OK && on) {
       current |= NF_n;
@@ -464,7 +473,7 @@ int rx_notify_ensure(rx_conn *c, const char *flags, char *effective, size_t effe
      * "never remove a flag", and a spare "new" event is the lesser harm.
      * (With K and E both off, n has no effect and no probe can see it.) */
     int on = 0;
-    rc = probe_new(c, (current & NF_E) != 0, &on);
+    rc = probe_new(c, (current & NF_E) != 0, &on, probe_tag);
     if (rc < 0) return rc;
     if (rc != RX_OK || on) merged |= NF_n;
   }

@@ -183,4 +183,11 @@ int rx__wake_pipe(int *rd, int *wr);
  * from the OS. Thread-safe. */
 uint64_t rx__random(void);
 
+/* ---------------------------------------------------------------- keyspace */
+
+/* rx_notify_ensure whose probe key (see keyspace.c) carries probe_tag as its
+ * hash tag, so that a cluster node can write it (NULL: no tag). */
+int rx__notify_ensure_tagged(rx_conn *c, const char *flags, char *effective,
+                             size_t effective_len, const char *probe_tag);
+
 #endif

@@ -410,6 +410,17 @@ static void test_keyspace_every_master(void) {
     free(raw);
   }
   CHECK_EQ_INT(rx_cluster_notify_ensure(rc_, "Q", NULL, 0), RX_EINVAL);
+  /* Adding a flag to "xE" makes the helper probe whether "n" is on (Redis
+   * 7.0 does not show it): the probe key must be one the master serves, or
+   * the probe cannot decide and "n" is added for safety. */
+  CHECK_EQ_INT(rx_cluster_notify_ensure(rc_, "Ex$", eff, sizeof eff), RX_OK);
+  CHECKF(strchr(eff, '$') && !strchr(eff, 'n'), "%s", eff);
+  for (int i = 0; i < cl.count; i++) {
+    const char *get[] = {"CONFIG", "GET", "notify-keyspace-events", NULL};
+    char *raw = rxt_cmd(&cl.node[i], get);
+    CHECKF(raw && strchr(raw, '$'), "%s", raw ? raw : "(null)");
+    free(raw);
+  }
 
   ks_sub = new_sub(cl.url);
   CHECK(ks_sub);
