@@ -79,6 +79,22 @@ RX_EXTERN int rx_cluster_keyslot(const char *key, size_t len);
  * errstr may be NULL. */
 RX_EXTERN rx_cluster *rx_cluster_new(const char *url, char *errstr, size_t errstr_len);
 
+/* 1 when url names a Redis Cluster: a redis:// or rediss:// URL with
+ * several hosts, or with the option cluster=yes; else 0 (also for a URL that
+ * does not parse). rx_sub_new and rx_queue_new decide their mode with this
+ * same test, and the bindings' Client does too, so one URL means one thing
+ * everywhere. */
+RX_EXTERN int rx_url_is_cluster(const char *url);
+
+/* The handle's URL with the password replaced by "***", for logs and
+ * reprs: "redis://[user][:***@]h1:p1,h2:p2" (the seeds as given, no
+ * options). Writes at most buf_len bytes including the NUL; returns buf. */
+RX_EXTERN const char *rx_cluster_describe(const rx_cluster *c, char *buf, size_t buf_len);
+
+/* 1 when the topology has been loaded and at least one node connection is
+ * open, else 0. Does no I/O. */
+RX_EXTERN int rx_cluster_is_connected(const rx_cluster *c);
+
 /* Closes every node connection and frees the handle; NULL does nothing. */
 RX_EXTERN void rx_cluster_free(rx_cluster *c);
 
