@@ -1276,9 +1276,18 @@ static int sorted_nodes(rx_cluster *c, int which, rx__cl_node ***out, size_t *co
 int rx_cluster_nodes(rx_cluster *c, int which, rx_cluster_node *out, size_t max) {
   if (!c) return RX_EINVAL;
   if (max && !out) return seterr(c, RX_EINVAL, "no output array");
+  c->err = RX_OK;
+  c->errstr[0] = '\0';
   if (!c->have_map || c->need_refresh) {
     int rc = rx__cluster_refresh(c);
-    if (rc != RX_OK && !c->have_map) return rc;
+    if (rc != RX_OK && !c->have_map) {
+      /* A positive status would read as a number of nodes. */
+      if (rc > 0) {
+        seterr(c, rc, "%s", rx_strerror(rc));
+        return 0;
+      }
+      return rc;
+    }
   }
   rx__cl_node **v;
   size_t k;

@@ -262,6 +262,16 @@ static void test_topology(void) {
   CHECK_EQ_INT(rx_cluster_nodes(rc_, RX_CLUSTER_REPLICAS, nodes, 8), 3);
   CHECK_EQ_INT(rx_cluster_nodes(rc_, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, NULL, 0), 6);
   for (int i = 0; i < 3; i++) CHECK(!nodes[i].is_master && nodes[i].range_count == 0);
+  /* A load that is woken up lists no node (a status is never a count). */
+  char err[256];
+  rx_cluster *fresh = rx_cluster_new(cl.url, err, sizeof err);
+  CHECK(fresh);
+  rx_cluster_wakeup(fresh);
+  CHECK_EQ_INT(rx_cluster_nodes(fresh, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, nodes, 8), 0);
+  CHECK_EQ_INT(rx_cluster_err(fresh), RX_WOKEN);
+  CHECK_EQ_INT(rx_cluster_nodes(fresh, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, nodes, 8), 6);
+  CHECK_EQ_INT(rx_cluster_err(fresh), RX_OK);
+  rx_cluster_free(fresh);
 }
 
 static void test_routing(void) {

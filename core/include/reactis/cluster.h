@@ -170,7 +170,10 @@ enum {
  * whose role is in `which` (RX_CLUSTER_MASTERS, RX_CLUSTER_REPLICAS or
  * both), masters ordered by their first slot. Fills up to max entries of
  * out (out may be NULL when max is 0) and returns how many nodes match,
- * which may be more than max; or a negative code. */
+ * which may be more than max; or a negative code. When no topology was
+ * known and loading it was woken up or interrupted, it returns 0 with
+ * rx_cluster_err() RX_WOKEN or RX_EINTR (otherwise rx_cluster_err() is 0
+ * after a call that did not fail). */
 RX_EXTERN int rx_cluster_nodes(rx_cluster *c, int which, rx_cluster_node *out, size_t max);
 
 /* Counters since the handle was created, for tests and monitoring. */
