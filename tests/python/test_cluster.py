@@ -13,9 +13,11 @@ cluster has 3 masters and 3 replicas again for anything after it.
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
+import signal
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import Dict, List, Optional, Tuple
@@ -24,7 +26,7 @@ import pytest
 
 import reactis
 
-from conftest import RedisServer, free_port, raw_command
+from conftest import RedisServer, child_env, free_port, raw_command
 
 MASTERS, REPLICAS = 3, 1
 
@@ -462,6 +464,8 @@ def test_client_api_on_a_cluster_url(cluster, channel):
         t0 = time.monotonic()
         t.start()
         time.sleep(0.3)
+        # A command under way: the state is answered at once, not after it.
+        assert c.connected and repr(c).endswith("(connected)>")
         c.wakeup()
         t.join(5)
         assert not t.is_alive() and time.monotonic() - t0 < 1.5
@@ -606,3 +610,35 @@ def test_a_killed_master_is_a_typed_error_then_followed_after_failover(cluster):
             if victim.proc is None:
                 victim.start(port=old)  # rejoins as the new master's replica
     _wait_ok(cluster)
+
+
+def test_sigint_stops_a_blocked_cluster_command(cluster):
+    # The GIL is released while the core waits, and poll() returns EINTR,
+    # so the handler runs at once (the wait is not sliced here).
+    code = textwrap.dedent("""
+        import sys, reactis
+        c = reactis.Client(sys.argv[1], timeout=30)
+        c.ping()
+        print("ready", flush=True)
+        try:
+            c.command("BLPOP", "{sig}never", 20)
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", flush=True)
+            sys.exit(3)
+        """)
+    proc = subprocess.Popen([sys.executable, "-c", code, cluster.url], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=child_env(), text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        assert proc.poll() is None
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "KeyboardInterrupt" in out and proc.returncode == 3, (out, err)
+    assert elapsed < 0.5, elapsed

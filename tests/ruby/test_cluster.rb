@@ -469,6 +469,9 @@ class TestCluster < ReactisTest
       e
     end
     sleep 0.3
+    # A command under way: the state is answered at once, not after it.
+    assert c.connected?
+    assert c.inspect.end_with?("(connected)>")
     c.wakeup
     assert_kind_of Reactis::Interrupted, th.value
     assert_operator monotonic - t0, :<, 1.5

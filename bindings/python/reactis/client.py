@@ -126,9 +126,21 @@ class Client:
 
     @property
     def connected(self) -> bool:
-        """True while a link is established."""
+        """True while a link is established (a cluster client: the topology
+        is known and a node link is open, or a command is running)."""
         h = self._handle
-        return h is not None and h.is_connected()
+        if h is None:
+            return False
+        if not self._cluster:
+            return bool(h.is_connected())
+        # The cluster handle's node table may be reallocated by a command
+        # running in another thread: look only when no call is under way.
+        if not self._lock.acquire(blocking=False):
+            return True
+        try:
+            return bool(h.is_connected())
+        finally:
+            self._lock.release()
 
     @property
     def cluster(self) -> bool:
@@ -268,4 +280,5 @@ class Client:
         """Redirections, retries and topology loads so far (cluster clients
         only; no I/O)."""
         h = self._cluster_handle("stats()")
-        return ClusterStats(*h.stats())
+        with self._lock:  # the counters change under a running command
+            return ClusterStats(*h.stats())

@@ -96,8 +96,19 @@ module Reactis
       @description
     end
 
+    # True while a link is established (a cluster client: the topology is
+    # known and a node link is open, or a command is running).
     def connected?
-      !@closing && Internal.query(@handle, false, &:is_connected)
+      return false if @closing
+      return Internal.query(@handle, false, &:is_connected) unless @cluster
+      # The cluster handle's node table may be reallocated by a command
+      # running in another thread: look only when no call is under way.
+      return true unless @lock.try_lock
+      begin
+        Internal.query(@handle, false, &:is_connected)
+      ensure
+        @lock.unlock
+      end
     end
 
     # True for a Redis Cluster client.
