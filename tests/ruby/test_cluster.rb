@@ -606,6 +606,7 @@ class TestCluster < ReactisTest
       assert_equal "OK", takeover.value
       assert_operator took, :>=, 0.4
       assert_operator took, :<, 5.0
+      warn format("  a SET issued right after the kill succeeded after %.3f s (promotion at 0.5 s)", took)
       assert_equal "v", c.command("GET", "{fo}kept")
       st = c.stats
       assert_operator st[:refreshes], :>, st0[:refreshes]
