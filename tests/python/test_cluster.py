@@ -628,10 +628,19 @@ def test_sigint_stops_a_blocked_cluster_command(cluster):
             print("KeyboardInterrupt", flush=True)
             sys.exit(3)
         """)
+    env = child_env()
+    # Under tests/python/run_asan.sh the extension is instrumented, and a
+    # child Python needs the ASan runtime that the runner preloaded here.
+    with open("/proc/self/maps") as maps:
+        asan = next((line.split()[-1] for line in maps if "/libasan.so" in line), None)
+    if asan:
+        env["LD_PRELOAD"] = asan
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
     proc = subprocess.Popen([sys.executable, "-c", code, cluster.url], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=child_env(), text=True)
+                            stderr=subprocess.PIPE, env=env, text=True)
     try:
-        assert proc.stdout.readline().strip() == "ready"
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
         time.sleep(0.3)
         assert proc.poll() is None
         t0 = time.monotonic()
