@@ -149,8 +149,9 @@ class Client:
 
     def connect(self) -> None:
         """Connects now (closing any current link): TCP/unix/TLS, AUTH,
-        SELECT, CLIENT SETNAME. A cluster client loads the topology from the
-        first seed or known node that answers."""
+        SELECT, CLIENT SETNAME. A cluster client instead (re)loads the
+        topology from the first known node or seed that answers, keeping its
+        node links; each node is connected on first use."""
         h = self._live()
         with self._lock:
             rc = h.connect()

@@ -117,9 +117,10 @@ module Reactis
     end
 
     # Connects now (closing any current link): TCP/unix/TLS, AUTH, SELECT,
-    # CLIENT SETNAME; a cluster client loads the topology from the first
-    # seed or known node that answers. Raises Reactis::ConnectionError and
-    # its subclasses.
+    # CLIENT SETNAME; a cluster client instead (re)loads the topology from
+    # the first known node or seed that answers, keeping its node links
+    # (each node is connected on first use). Raises Reactis::ConnectionError
+    # and its subclasses.
     def connect
       locked { |h| check(h.connect, "connect") }
       self
@@ -143,7 +144,9 @@ module Reactis
       ch = Internal.bytes(channel, "channel")
       payload = Internal.bytes(data, "data")
       # In a cluster any master takes it and forwards it to every node.
-      rc, receivers = locked { |h| @cluster ? h.call(["PUBLISH", ch, payload]) : h.publish(ch, payload) }
+      rc, receivers = locked do |h|
+        @cluster ? h.call(["PUBLISH", ch, payload]) : h.publish(ch, payload)
+      end
       raise Internal.interrupted(rc, "publish") unless rc == Cimpl::OK
       receivers
     end
