@@ -520,3 +520,68 @@ static PyObject *rxg_py_job(const rx_job *j) {
 %typemap(freearg) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
   rx_free(p$argnum);
 }
+
+/* ------------------------------------------------------------ cluster */
+
+%{
+/* (host, port, id, is_master, failed, [(first, last), ...]) of one node,
+ * copying the borrowed strings and ranges (valid only until the handle's
+ * next call). */
+static PyObject *rxg_py_node(const rx_cluster_node *n) {
+  PyObject *ranges = PyList_New((Py_ssize_t)n->range_count);
+  if (!ranges) return NULL;
+  for (size_t i = 0; i < n->range_count; i++) {
+    PyObject *r = Py_BuildValue("(ii)", n->ranges[2 * i], n->ranges[2 * i + 1]);
+    if (!r) {
+      Py_DECREF(ranges);
+      return NULL;
+    }
+    PyList_SET_ITEM(ranges, (Py_ssize_t)i, r);
+  }
+  PyObject *host = PyUnicode_DecodeUTF8(n->host ? n->host : "", (Py_ssize_t)strlen(n->host ? n->host : ""),
+                                        "surrogateescape");
+  if (!host) {
+    Py_DECREF(ranges);
+    return NULL;
+  }
+  return Py_BuildValue("(NisNNN)", host, n->port, n->id ? n->id : "",
+                       PyBool_FromLong(n->is_master), PyBool_FromLong(n->failed), ranges);
+}
+%}
+
+/* The input is the most nodes to return (1..65536); the output a list of
+ * node tuples. */
+%typemap(in) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT)
+    (rx_cluster_node *nodes = NULL, size_t nnodes = 0) {
+  long long max = PyLong_AsLongLong($input);
+  if (max == -1 && PyErr_Occurred()) SWIG_fail;
+  if (max < 1 || max > 65536) {
+    PyErr_SetString(PyExc_ValueError, "the number of nodes must be 1..65536");
+    SWIG_fail;
+  }
+  nodes = calloc((size_t)max, sizeof *nodes);
+  if (!nodes) {
+    PyErr_NoMemory();
+    SWIG_fail;
+  }
+  $1 = nodes;
+  $2 = (size_t)max;
+  $3 = &nnodes;
+}
+%typemap(argout) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  PyObject *list = PyList_New(0);
+  if (!list) SWIG_fail;
+  for (size_t i = 0; i < nnodes$argnum; i++) {
+    PyObject *o = rxg_py_node(&nodes$argnum[i]);
+    if (!o || PyList_Append(list, o) != 0) {
+      Py_XDECREF(o);
+      Py_DECREF(list);
+      SWIG_fail;
+    }
+    Py_DECREF(o);
+  }
+  $result = SWIG_AppendOutput($result, list);
+}
+%typemap(freearg) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  free(nodes$argnum);
+}

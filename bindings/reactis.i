@@ -32,6 +32,11 @@
  *              (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN)
  *                                                            bytes the core
  *                                                            allocated (rx_free)
+ *              (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX,
+ *               size_t *RX_N_OUT)                            cluster nodes: a list
+ *                                                            of (host, port, id,
+ *                                                            is_master, failed,
+ *                                                            ranges) tuples
  *   macros     RXG_RAISE(code, msg)      raise the language's error
  *              RXG_CHECK_SIGNALS()       run pending signal handlers; nonzero
  *                                        when one raised
@@ -66,6 +71,7 @@
 #include "reactis/reactis.h"
 #include "reactis/queue.h"
 #include "reactis/timer.h"
+#include "reactis/cluster.h"
 
 #define rxg_conn rx_conn
 #define rxg_sub rx_sub
@@ -73,6 +79,7 @@
 #define rxg_timers rx_timers
 #define rxg_template rx_template
 #define rxg_bridge rx_bridge
+#define rxg_cluster rx_cluster
 
 /* The outcome of the last glue call in this thread (see the header comment). */
 typedef struct rxg_status {
@@ -107,6 +114,10 @@ static int rxg_note_queue(rx_queue *q, int code) {
 
 static int rxg_note_timers(rx_timers *t, int code) {
   return rxg_note(code, code < 0 ? rx_timers_errstr(t) : NULL);
+}
+
+static int rxg_note_cluster(rx_cluster *c, int code) {
+  return rxg_note(code, code < 0 ? rx_cluster_errstr(c) : NULL);
 }
 
 /* A constructor failed before a handle existed: rx_*_new only says so in its
@@ -189,6 +200,11 @@ static void rxg_note_new_failed(const char *errstr) {
 %thread rxg_timers::stats;
 %thread rxg_bridge::take;
 %thread claim_once;
+%thread rxg_cluster::connect;
+%thread rxg_cluster::command;
+%thread rxg_cluster::call;
+%thread rxg_cluster::nodes;
+%thread rxg_cluster::notify_ensure;
 
 /* ------------------------------------------------------------ typemap uses */
 
@@ -246,6 +262,11 @@ static void rxg_note_new_failed(const char *errstr) {
   (rx_job *jobs, size_t max_jobs, size_t *n_jobs)
 };
 %apply rx_queue_stats *RX_STATS_OUT { rx_queue_stats *stats };
+%apply (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  (rx_cluster_node *nodes, size_t max_nodes, size_t *n_nodes)
+};
+%apply long long *RX_LL_OUT { long long *moved, long long *ask, long long *retries,
+                              long long *refreshes };
 
 /* ------------------------------------------------------------ constants */
 
@@ -277,6 +298,9 @@ RX_STATUS_MAP(RXG__STATUS_CONST)
 %constant int QUEUE_ID_MAX = RX_QUEUE_ID_MAX;
 %constant int TIMERS_NAME_MAX = RX_TIMERS_NAME_MAX;
 %constant int BRIDGE_KEEP = RX_BRIDGE_KEEP;
+%constant int CLUSTER_SLOTS = RX_CLUSTER_SLOTS;
+%constant int CLUSTER_MASTERS = RX_CLUSTER_MASTERS;
+%constant int CLUSTER_REPLICAS = RX_CLUSTER_REPLICAS;
 
 /* ------------------------------------------------------------ module functions */
 
@@ -789,3 +813,111 @@ static int claim_once(rxg_conn *conn, const char *name, size_t name_len, const c
                                            won));
 }
 %}
+
+/* ------------------------------------------------------------ rx_cluster */
+
+%inline %{
+/* 1 when url names a Redis Cluster (several hosts, or cluster=yes): the test
+ * rx_sub_new and rx_queue_new use, so the Client decides as they do. */
+static bool is_cluster_url(const char *url) { return rx_url_is_cluster(url) != 0; }
+
+/* The hash slot of a key (bytes), as CLUSTER KEYSLOT computes it. */
+static int keyslot(const char *key_name, size_t key_name_len) {
+  return rx_cluster_keyslot(key_name, key_name_len);
+}
+%}
+
+%rename(Cluster) rxg_cluster;
+typedef struct rxg_cluster {} rxg_cluster;
+
+%newobject rxg_cluster::describe;
+%newobject rxg_cluster::notify_ensure;
+
+%extend rxg_cluster {
+  /* Parses the URL (a seed list); does not connect (see rx_cluster_new). */
+  rxg_cluster(const char *url) {
+    char err[256];
+    rx_cluster *c = rx_cluster_new(url, err, sizeof err);
+    if (!c) rxg_note_new_failed(err);
+    return c;
+  }
+  ~rxg_cluster() { rx_cluster_free($self); }
+
+  void set_option(const char *option, const char *value) {
+    rxg_note_cluster($self, rx_cluster_set($self, option, value));
+  }
+  /* Loads the topology now (rx_cluster_refresh): 0, or RX_WOKEN/RX_EINTR. */
+  int connect() { return rxg_note_cluster($self, rx_cluster_refresh($self)); }
+  bool is_connected() { return rx_cluster_is_connected($self) != 0; }
+
+  /* As Conn.command / Conn.call, routed by the key's slot. */
+  int command(int argc, const char *const *argv, const size_t *argvlen, rx_reply **reply) {
+    *reply = NULL;
+    return rxg_note_cluster($self, rx_cluster_command($self, reply, argc, argv, argvlen));
+  }
+  int call(int argc, const char *const *argv, const size_t *argvlen, rx_reply **reply) {
+    *reply = NULL;
+    return rxg_note_cluster($self, rx_cluster_call($self, reply, argc, argv, argvlen));
+  }
+
+  /* Returns [total, nodes]: the number of nodes whose role is in which
+   * (CLUSTER_MASTERS | CLUSTER_REPLICAS) and up to max_nodes of them as
+   * (host, port, id, is_master, failed, [(first, last), ...]) copies;
+   * total > max_nodes means the list was cut short (ask again with more).
+   * A load woken or interrupted returns total -1 with an empty list. */
+  int nodes(int which, rx_cluster_node *nodes, size_t max_nodes, size_t *n_nodes) {
+    int rc = rx_cluster_nodes($self, which, nodes, max_nodes);
+    *n_nodes = 0;
+    if (rc < 0) return rxg_note_cluster($self, rc);
+    int err = rx_cluster_err($self);
+    if (rc == 0 && (err == RX_WOKEN || err == RX_EINTR)) {
+      rxg_note(err, NULL);
+      return -1;
+    }
+    *n_nodes = (size_t)rc < max_nodes ? (size_t)rc : max_nodes;
+    rxg_note(RX_OK, NULL);
+    return rc;
+  }
+
+  /* Returns [moved, ask, retries, refreshes] since the handle was made. */
+  void stats(long long *moved, long long *ask, long long *retries, long long *refreshes) {
+    rx_cluster_stats st;
+    rx_cluster_get_stats($self, &st);
+    *moved = st.moved;
+    *ask = st.ask;
+    *retries = st.retries;
+    *refreshes = st.refreshes;
+  }
+
+  /* Makes sure notify-keyspace-events has every flag on every node; returns
+   * the flags now in force on the first master (rx_cluster_notify_ensure),
+   * or nil/None when the call was woken up or interrupted. */
+  char *notify_ensure(const char *flags) {
+    char *buf = malloc(128);
+    if (!buf) {
+      rxg_note(RX_ENOMEM, NULL);
+      return NULL;
+    }
+    buf[0] = '\0';
+    int rc = rxg_note_cluster($self, rx_cluster_notify_ensure($self, flags, buf, 128));
+    if (rc != RX_OK) {
+      /* An error is raised; woken or interrupted gives nil/None. */
+      free(buf);
+      return NULL;
+    }
+    return buf;
+  }
+
+  void wakeup() { rx_cluster_wakeup($self); }
+  int err() { return rx_cluster_err($self); }
+  const char *errstr() { return rx_cluster_errstr($self); }
+  /* The seed list with the password replaced by "***". */
+  char *describe() {
+    char *buf = malloc(512);
+    if (!buf) {
+      rxg_note(RX_ENOMEM, NULL);
+      return NULL;
+    }
+    return (char *)rx_cluster_describe($self, buf, 512);
+  }
+}

@@ -1172,3 +1172,141 @@ static VALUE rxg_rb_job(const rx_job *j) {
 %typemap(freearg) (char **RX_OWNED_OUT, size_t *RX_OWNED_OUT_LEN) {
   rx_free(p$argnum);
 }
+
+/* ================================================================ cluster
+ * Redis Cluster (cluster.h): the GVL trampolines of the rx_cluster calls
+ * that wait on the network, the node-list typemap and disposal. Kept in one
+ * section of its own, after everything else, as the rest of this file does
+ * for the other handles: the ubf is rx_cluster_wakeup, which wakes whichever
+ * node connection the call waits on (they share one wakeup pipe). */
+
+%{
+static void rxg_rb_wake_cluster(rxg_rb_call *c) { rx_cluster_wakeup((rx_cluster *)c->h); }
+
+static int rxg_rb_run_cluster_refresh(rxg_rb_call *c) {
+  return rx_cluster_refresh((rx_cluster *)c->h);
+}
+static int rxg_rb_cluster_refresh(rx_cluster *h) {
+  RXG_RB_START(rxg_rb_run_cluster_refresh, rxg_rb_wake_cluster, h);
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_cluster_command(rxg_rb_call *c) {
+  return rx_cluster_command((rx_cluster *)c->h, (rx_reply **)c->out[0], c->i,
+                            (const char *const *)c->p[0], (const size_t *)c->p[1]);
+}
+static int rxg_rb_cluster_command(rx_cluster *h, rx_reply **reply, int argc,
+                                  const char *const *argv, const size_t *argvlen) {
+  RXG_RB_START(rxg_rb_run_cluster_command, rxg_rb_wake_cluster, h);
+  c.out[0] = reply;
+  c.i = argc;
+  c.p[0] = argv;
+  c.p[1] = argvlen;
+  return rxg_rb_blocking(&c);
+}
+
+static int rxg_rb_run_cluster_call(rxg_rb_call *c) {
+  return rx_cluster_call((rx_cluster *)c->h, (rx_reply **)c->out[0], c->i,
+                         (const char *const *)c->p[0], (const size_t *)c->p[1]);
+}
+static int rxg_rb_cluster_call(rx_cluster *h, rx_reply **reply, int argc,
+                               const char *const *argv, const size_t *argvlen) {
+  RXG_RB_START(rxg_rb_run_cluster_call, rxg_rb_wake_cluster, h);
+  c.out[0] = reply;
+  c.i = argc;
+  c.p[0] = argv;
+  c.p[1] = argvlen;
+  return rxg_rb_blocking(&c);
+}
+
+/* rx_cluster_nodes returns a count, not a status: a wakeup by Ruby shows
+ * as 0 nodes with rx_cluster_err() RX_WOKEN, which the glue turns into
+ * Interrupted (Ruby then acts on its pending interrupt at its next check).
+ * So the trampoline returns the count as it is, never the RX_WOKEN ->
+ * RX_EINTR translation of rxg_rb_blocking, which would misread 2 nodes. */
+static int rxg_rb_run_cluster_nodes(rxg_rb_call *c) {
+  return rx_cluster_nodes((rx_cluster *)c->h, c->i, (rx_cluster_node *)c->out[0], c->n[0]);
+}
+static int rxg_rb_cluster_nodes(rx_cluster *h, int which, rx_cluster_node *out, size_t max) {
+  RXG_RB_START(rxg_rb_run_cluster_nodes, rxg_rb_wake_cluster, h);
+  c.i = which;
+  c.out[0] = out;
+  c.n[0] = max;
+  rxg_rb_blocking(&c);
+  return c.rc;
+}
+
+static int rxg_rb_run_cluster_notify_ensure(rxg_rb_call *c) {
+  return rx_cluster_notify_ensure((rx_cluster *)c->h, (const char *)c->p[0], (char *)c->out[0],
+                                  c->n[0]);
+}
+static int rxg_rb_cluster_notify_ensure(rx_cluster *h, const char *flags, char *effective,
+                                        size_t effective_len) {
+  RXG_RB_START(rxg_rb_run_cluster_notify_ensure, rxg_rb_wake_cluster, h);
+  c.p[0] = flags;
+  c.out[0] = effective;
+  c.n[0] = effective_len;
+  return rxg_rb_blocking(&c);
+}
+
+#define rx_cluster_refresh(h) rxg_rb_cluster_refresh(h)
+#define rx_cluster_command(h, r, n, v, l) rxg_rb_cluster_command(h, r, n, v, l)
+#define rx_cluster_call(h, r, n, v, l) rxg_rb_cluster_call(h, r, n, v, l)
+#define rx_cluster_nodes(h, w, o, m) rxg_rb_cluster_nodes(h, w, o, m)
+#define rx_cluster_notify_ensure(h, f, e, el) rxg_rb_cluster_notify_ensure(h, f, e, el)
+
+/* [host, port, id, is_master, failed, [[first, last], ...]] of one node,
+ * copying the borrowed strings and ranges. */
+static VALUE rxg_rb_node(const rx_cluster_node *n) {
+  VALUE ranges = rb_ary_new_capa((long)n->range_count);
+  for (size_t i = 0; i < n->range_count; i++)
+    rb_ary_push(ranges, rb_assoc_new(INT2NUM(n->ranges[2 * i]), INT2NUM(n->ranges[2 * i + 1])));
+  VALUE a = rb_ary_new_capa(6);
+  rb_ary_push(a, rb_utf8_str_new_cstr(n->host ? n->host : ""));
+  rb_ary_push(a, INT2NUM(n->port));
+  rb_ary_push(a, rb_utf8_str_new_cstr(n->id ? n->id : ""));
+  rb_ary_push(a, n->is_master ? Qtrue : Qfalse);
+  rb_ary_push(a, n->failed ? Qtrue : Qfalse);
+  rb_ary_push(a, ranges);
+  return a;
+}
+%}
+
+/* The input is the most nodes to return (1..65536); the output an Array
+ * of node Arrays. */
+%typemap(in) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT)
+    (VALUE tmpbuf = 0, size_t nnodes = 0) {
+  long max = NUM2LONG($input);
+  if (max < 1 || max > 65536) rb_raise(rb_eArgError, "the number of nodes must be 1..65536");
+  $1 = ALLOCV_N(rx_cluster_node, tmpbuf, max);
+  memset($1, 0, (size_t)max * sizeof(rx_cluster_node));
+  $2 = (size_t)max;
+  $3 = &nnodes;
+}
+%typemap(argout) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  VALUE list = rb_ary_new_capa((long)nnodes$argnum);
+  for (size_t i = 0; i < nnodes$argnum; i++) rb_ary_push(list, rxg_rb_node(&$1[i]));
+  $result = SWIG_Ruby_AppendOutput($result, list);
+}
+%typemap(freearg) (rx_cluster_node *RX_NODES_OUT, size_t RX_MAX, size_t *RX_N_OUT) {
+  RB_GC_GUARD(tmpbuf$argnum);
+  ALLOCV_END(tmpbuf$argnum);
+}
+
+%rename("cluster_disposed?") cluster_disposed;
+%inline %{
+/* Frees the C handle of a Cluster now (Client#close), as dispose does for
+ * the other handles; the object's pointer becomes NULL. Closing the node
+ * connections does not wait on the network. */
+static void cluster_dispose(VALUE obj) {
+  if (!RB_TYPE_P(obj, T_DATA) || !rb_obj_is_kind_of(obj, rxg_rb_cimpl_class("Cluster")))
+    rb_raise(rb_eTypeError, "expected a Reactis::Cimpl::Cluster");
+  rx_cluster *h = (rx_cluster *)DATA_PTR(obj);
+  DATA_PTR(obj) = NULL;
+  rx_cluster_free(h);
+}
+
+static bool cluster_disposed(VALUE obj) {
+  return !RB_TYPE_P(obj, T_DATA) || DATA_PTR(obj) == NULL;
+}
+%}

@@ -151,6 +151,8 @@ int rx__cluster_url(const char *url) {
   return yes;
 }
 
+int rx_url_is_cluster(const char *url) { return rx__cluster_url(url); }
+
 /* Host and port of one "host[:port]" or "[v6][:port]", checked by the URL
  * parser itself so that seeds obey the same rules as URLs. */
 static int parse_seed(const char *seed, size_t n, char **host, int *port, char *errstr,
@@ -349,6 +351,35 @@ void rx_cluster_wakeup(rx_cluster *c) {
   char b = 1;
   ssize_t n = write(c->wake_wr, &b, 1); /* a full pipe already holds a wakeup */
   (void)n;
+}
+
+const char *rx_cluster_describe(const rx_cluster *c, char *buf, size_t buf_len) {
+  if (!buf || !buf_len) return buf;
+  if (!c) {
+    rx__fmt(buf, buf_len, "(none)");
+    return buf;
+  }
+  const rx_opts *o = &c->opts;
+  size_t used;
+  /* The same shape as rx__opts_describe, with the seed list as the host. */
+  rx__fmt(buf, buf_len, "%s://%s%s%s", o->scheme == RX_SCHEME_TLS ? "rediss" : "redis",
+          o->username ? o->username : "", o->password ? ":***" : "",
+          (o->username || o->password) ? "@" : "");
+  for (size_t i = 0; i < c->seed_count; i++) {
+    used = strlen(buf);
+    if (used + 1 >= buf_len) break;
+    int v6 = strchr(c->seed_host[i], ':') != NULL;
+    rx__fmt(buf + used, buf_len - used, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "",
+            c->seed_host[i], v6 ? "]" : "", c->seed_port[i]);
+  }
+  return buf;
+}
+
+int rx_cluster_is_connected(const rx_cluster *c) {
+  if (!c || !c->have_map) return 0;
+  for (size_t i = 0; i < c->node_count; i++)
+    if (rx_conn_is_connected(&c->nodes[i]->conn)) return 1;
+  return 0;
 }
 
 void rx_cluster_get_stats(const rx_cluster *c, rx_cluster_stats *out) {
@@ -1245,9 +1276,18 @@ static int sorted_nodes(rx_cluster *c, int which, rx__cl_node ***out, size_t *co
 int rx_cluster_nodes(rx_cluster *c, int which, rx_cluster_node *out, size_t max) {
   if (!c) return RX_EINVAL;
   if (max && !out) return seterr(c, RX_EINVAL, "no output array");
+  c->err = RX_OK;
+  c->errstr[0] = '\0';
   if (!c->have_map || c->need_refresh) {
     int rc = rx__cluster_refresh(c);
-    if (rc != RX_OK && !c->have_map) return rc;
+    if (rc != RX_OK && !c->have_map) {
+      /* A positive status would read as a number of nodes. */
+      if (rc > 0) {
+        seterr(c, rc, "%s", rx_strerror(rc));
+        return 0;
+      }
+      return rc;
+    }
   }
   rx__cl_node **v;
   size_t k;

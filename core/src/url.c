@@ -4,6 +4,7 @@
  * the same function rx_conn_set and rx_sub_set use, so an option means the
  * same thing wherever it is given. Messages never include the password. */
 #include "rx_private.h"
+#include "rx_cluster.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -442,7 +443,14 @@ const char *rx_url_redact(const char *url, char *buf, size_t buf_len) {
   char err[160];
   if (!buf || !buf_len) return buf;
   if (rx__opts_parse(&o, url, err, sizeof err) != RX_OK) {
-    rx__fmt(buf, buf_len, "(invalid URL)");
+    /* A host list is a cluster URL, which only the cluster parser reads. */
+    rx_cluster *c = rx__cluster_url(url) ? rx_cluster_new(url, NULL, 0) : NULL;
+    if (c) {
+      rx_cluster_describe(c, buf, buf_len);
+      rx_cluster_free(c);
+    } else {
+      rx__fmt(buf, buf_len, "(invalid URL)");
+    }
     return buf;
   }
   rx__opts_describe(&o, buf, buf_len);

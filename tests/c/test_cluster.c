@@ -174,8 +174,29 @@ static void test_urls_and_not_cluster(void) {
   CHECK_EQ_INT(rx_cluster_set(c, "db", "2"), RX_EURL);
   CHECK_EQ_INT(rx_cluster_set(c, "connect_timeout", "0.5"), RX_OK);
   CHECK_EQ_INT(rx_cluster_set(c, "nope", "1"), RX_EURL);
+  /* The description names the seeds, never the password. */
+  char desc[256];
+  CHECK_STR(rx_cluster_describe(c, desc, sizeof desc),
+            "redis://u:***@127.0.0.1:1,[::1]:2,localhost:6379,127.0.0.1:3");
+  CHECK_STR(rx_cluster_describe(c, desc, 12), "redis://u:*");
+  CHECK_STR(rx_cluster_describe(NULL, desc, sizeof desc), "(none)");
+  CHECK(!rx_cluster_is_connected(c));
+  CHECK(!rx_cluster_is_connected(NULL));
   rx_cluster_free(c);
   rx_cluster_free(NULL);
+  CHECK_STR(rx_url_redact("rediss://:pw@a:1,b:2?timeout=1", desc, sizeof desc),
+            "rediss://:***@a:1,b:2");
+  CHECK_STR(rx_url_redact("redis://:pw@a:1,,b:2", desc, sizeof desc), "(invalid URL)");
+  /* The one test every mode decision uses (rx_sub_new, rx_queue_new, the
+   * bindings' Client). */
+  CHECK(rx_url_is_cluster("redis://a:1,b:2"));
+  CHECK(rx_url_is_cluster("redis://a:1?cluster=yes"));
+  CHECK(rx_url_is_cluster("rediss://u:p@a,b"));
+  CHECK(!rx_url_is_cluster("redis://a:1"));
+  CHECK(!rx_url_is_cluster("redis://a:1?cluster=no"));
+  CHECK(!rx_url_is_cluster("unix:///tmp/x.sock"));
+  CHECK(!rx_url_is_cluster("nonsense"));
+  CHECK(!rx_url_is_cluster(NULL));
 
   /* A standalone server: a clear error, not endless retries. */
   char url[800];
@@ -237,9 +258,20 @@ static void test_topology(void) {
     rx_reply_free(r);
   }
   CHECK_EQ_INT(covered, RX_CLUSTER_SLOTS);
+  CHECK(rx_cluster_is_connected(rc_)); /* the map is loaded, the masters' links are up */
   CHECK_EQ_INT(rx_cluster_nodes(rc_, RX_CLUSTER_REPLICAS, nodes, 8), 3);
   CHECK_EQ_INT(rx_cluster_nodes(rc_, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, NULL, 0), 6);
   for (int i = 0; i < 3; i++) CHECK(!nodes[i].is_master && nodes[i].range_count == 0);
+  /* A load that is woken up lists no node (a status is never a count). */
+  char err[256];
+  rx_cluster *fresh = rx_cluster_new(cl.url, err, sizeof err);
+  CHECK(fresh);
+  rx_cluster_wakeup(fresh);
+  CHECK_EQ_INT(rx_cluster_nodes(fresh, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, nodes, 8), 0);
+  CHECK_EQ_INT(rx_cluster_err(fresh), RX_WOKEN);
+  CHECK_EQ_INT(rx_cluster_nodes(fresh, RX_CLUSTER_MASTERS | RX_CLUSTER_REPLICAS, nodes, 8), 6);
+  CHECK_EQ_INT(rx_cluster_err(fresh), RX_OK);
+  rx_cluster_free(fresh);
 }
 
 static void test_routing(void) {

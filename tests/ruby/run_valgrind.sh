@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Ruby pub/sub and bad-input tests under valgrind's memcheck. Ruby
+# The Ruby pub/sub and bad-input tests (or the test files given as
+# arguments) under valgrind's memcheck. Ruby
 # itself produces many reports (its conservative GC reads uninitialised stack
 # words; it does not free its heap at exit), so this fails only on reports
 # that are reactis's: an error whose innermost frame is reactis code, or a
@@ -11,7 +12,8 @@ command -v valgrind >/dev/null || { echo "valgrind missing"; exit 1; }
 rake -s compile >/dev/null || exit 1
 logs=$(mktemp -d); trap 'rm -rf "$logs"' EXIT
 rc=0
-for t in tests/ruby/test_pubsub.rb tests/ruby/test_bad_input.rb; do
+[ $# -gt 0 ] || set -- tests/ruby/test_pubsub.rb tests/ruby/test_bad_input.rb
+for t in "$@"; do
   timeout 900 valgrind -q --leak-check=full --show-leak-kinds=definite --num-callers=12 \
     --log-file="$logs/vg.%p.log" ruby -Ibindings/ruby/lib -Itests/ruby "$t" | tail -1
   [ "${PIPESTATUS[0]}" = 0 ] || rc=1

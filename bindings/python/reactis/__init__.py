@@ -30,7 +30,7 @@ import logging as _logging
 
 from . import cimpl as _cimpl
 from . import errors as _errors
-from .client import Client
+from .client import Client, ClusterNode, ClusterStats, keyslot
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors_all
 from .keyspace import KeyEvent, enable_keyspace_events
@@ -61,7 +61,8 @@ def redact_url(url: str) -> str:
 
 
 __all__ = [
-    "Client", "Subscriber", "Message", "KeyEvent", "enable_keyspace_events",
+    "Client", "ClusterNode", "ClusterStats", "keyslot",
+    "Subscriber", "Message", "KeyEvent", "enable_keyspace_events",
     "Queue", "Job", "Scheduled", "QueueStats", "WorkerInterrupt",
     "core_version", "redact_url", "__version__",
     "Template", "Timers", "Fired", "claim_once", "ExpiryBridge", "Expiry",

@@ -176,8 +176,10 @@ class SystemCallError(Error):
 
 
 class ClusterError(Error):
-    """Redis Cluster: the server is not a cluster, or no node serves the
-    slot (CLUSTERDOWN)."""
+    """Redis Cluster: the server is not a cluster, no node serves the slot,
+    or the cluster kept refusing the command (CLUSTERDOWN, TRYAGAIN, a MOVED
+    or ASK that could not be followed: too many redirections) until the
+    command timeout; the message is the server's last word."""
 
 
 class Interrupted(Error):
@@ -231,6 +233,11 @@ _BY_REPLY_PREFIX: Dict[str, Type[Error]] = {
     "NOAUTH": AuthenticationError,
     "WRONGPASS": AuthenticationError,
     "CLUSTERDOWN": ClusterError,
+    # What rx_cluster_call reports as RX_ECLUSTER, so an EXEC element or a
+    # single-node Client pointed at a cluster node says the same.
+    "TRYAGAIN": ClusterError,
+    "MOVED": ClusterError,
+    "ASK": ClusterError,
 }
 
 

@@ -55,6 +55,13 @@ module Reactis
       Cimpl.url_redact(Internal.check_url(url))
     end
 
+    # The Redis Cluster hash slot (0..16383) of key (a String: its bytes),
+    # exactly as CLUSTER KEYSLOT computes it: CRC16 of the key, or of its
+    # hash tag ("{user1}.a" and "{user1}.b" share a slot).
+    def keyslot(key)
+      Cimpl.keyslot(Internal.bytes(key, "key"))
+    end
+
     # Makes sure notify-keyspace-events contains every flag in flags (Redis
     # syntax: K E g $ l s h z x e t m d n A) and returns the flags now in
     # force. The current value is read and merged (A is expanded), written only

@@ -79,6 +79,22 @@ RX_EXTERN int rx_cluster_keyslot(const char *key, size_t len);
  * errstr may be NULL. */
 RX_EXTERN rx_cluster *rx_cluster_new(const char *url, char *errstr, size_t errstr_len);
 
+/* 1 when url names a Redis Cluster: a redis:// or rediss:// URL with
+ * several hosts, or with the option cluster=yes; else 0 (also for a URL that
+ * does not parse). rx_sub_new and rx_queue_new decide their mode with this
+ * same test, and the bindings' Client does too, so one URL means one thing
+ * everywhere. */
+RX_EXTERN int rx_url_is_cluster(const char *url);
+
+/* The handle's URL with the password replaced by "***", for logs and
+ * reprs: "redis://[user][:***@]h1:p1,h2:p2" (the seeds as given, no
+ * options). Writes at most buf_len bytes including the NUL; returns buf. */
+RX_EXTERN const char *rx_cluster_describe(const rx_cluster *c, char *buf, size_t buf_len);
+
+/* 1 when the topology has been loaded and at least one node connection is
+ * open, else 0. Does no I/O. */
+RX_EXTERN int rx_cluster_is_connected(const rx_cluster *c);
+
 /* Closes every node connection and frees the handle; NULL does nothing. */
 RX_EXTERN void rx_cluster_free(rx_cluster *c);
 
@@ -154,7 +170,10 @@ enum {
  * whose role is in `which` (RX_CLUSTER_MASTERS, RX_CLUSTER_REPLICAS or
  * both), masters ordered by their first slot. Fills up to max entries of
  * out (out may be NULL when max is 0) and returns how many nodes match,
- * which may be more than max; or a negative code. */
+ * which may be more than max; or a negative code. When no topology was
+ * known and loading it was woken up or interrupted, it returns 0 with
+ * rx_cluster_err() RX_WOKEN or RX_EINTR (otherwise rx_cluster_err() is 0
+ * after a call that did not fail). */
 RX_EXTERN int rx_cluster_nodes(rx_cluster *c, int which, rx_cluster_node *out, size_t max);
 
 /* Counters since the handle was created, for tests and monitoring. */

@@ -74,7 +74,10 @@ module Reactis
   class StaleDeliveryError < Error; end
   class NotFoundError < Error; end
   class SystemCallError < Error; end
-  # Redis Cluster: not a cluster, or no node serves the slot (CLUSTERDOWN).
+  # Redis Cluster: not a cluster, no node serves the slot, or the cluster
+  # kept refusing the command (CLUSTERDOWN, TRYAGAIN, a MOVED or ASK that
+  # could not be followed: too many redirections) until the command timeout;
+  # the message is the server's last word.
   class ClusterError < Error; end
   # A blocking call was woken up (#wakeup from another thread) or
   # interrupted by a signal whose trap handler did not raise; its reply, if
@@ -126,7 +129,12 @@ module Reactis
     "BUSY" => BusyError,
     "NOAUTH" => AuthenticationError,
     "WRONGPASS" => AuthenticationError,
-    "CLUSTERDOWN" => ClusterError
+    "CLUSTERDOWN" => ClusterError,
+    # What rx_cluster_call reports as RX_ECLUSTER, so an EXEC element or a
+    # single-node Client pointed at a cluster node says the same.
+    "TRYAGAIN" => ClusterError,
+    "MOVED" => ClusterError,
+    "ASK" => ClusterError
   }.freeze
 
   # The class for a C status name ("EAUTH").
