@@ -15,6 +15,7 @@
 
 #include "cluster.h"
 #include "reactis/queue.h"
+#include "reactis/timer.h"
 #include "rx_private.h"
 #include "server.h"
 #include "test.h"
@@ -792,6 +793,82 @@ static void test_cluster_partitioned(void) {
   rx_queue_free(q);
 }
 
+/* ------------------------------------------------------------ timers */
+
+/* Timers are a queue underneath, so on a cluster URL with partitions they
+ * spread over the masters; every promise holds there: a re-touch pushes the
+ * deadline back and replaces the data, a stopped timer never fires, every
+ * other one fires once, with its data, not before its deadline. */
+static void test_cluster_timers(void) {
+  CHECK(cluster_up);
+  char err[256];
+  rx_timers *t = rx_timers_new(cl.url, "ctm", err, sizeof err);
+  CHECKF(t != NULL, "%s", err);
+  if (!t) return;
+  CHECK_EQ_INT(rx_timers_set(t, "partitions", "3"), 0);
+  enum { N = 30 };
+  char id[N][8];
+  for (int i = 0; i < N; i++) {
+    char data[16];
+    snprintf(id[i], sizeof id[i], "d%d", i);
+    snprintf(data, sizeof data, "v%d", i);
+    CHECKF(rx_timers_touch(t, id[i], strlen(id[i]), 300, data, strlen(data)) == 0, "%s",
+           rx_timers_errstr(t));
+  }
+  int armed = -1;
+  long long due0 = 0;
+  CHECK_EQ_INT(rx_timers_touch_ex(t, "d0", 2, 1200, 0, "late", 4, &armed, &due0), 0);
+  CHECK_EQ_INT(armed, 0); /* it was armed: the deadline moved */
+  CHECK_EQ_INT(rx_timers_stop(t, "d1", 2), 0);
+  CHECK_EQ_INT(rx_timers_stop(t, "d1", 2), RX_NOMATCH);
+  /* The timers' partitions live on more than one master. */
+  int masters_used = 0;
+  for (int m = 0; m < cl.count; m++) {
+    int has = 0;
+    for (int p = 0; p < 3; p++) {
+      const char *qn = rx_queue_partition_name(rx_timers_queue(t), p);
+      CHECK(qn != NULL);
+      if (qn && rxt_cluster_owner(&cl, rx_cluster_keyslot(qn, strlen(qn))) == &cl.node[m]) has = 1;
+    }
+    masters_used += has;
+  }
+  CHECKF(masters_used >= 2, "partitions on %d master(s)", masters_used);
+
+  int times[N] = {0}, fired = 0;
+  long long deadline = rxt_ms() + 6000;
+  while (rxt_ms() < deadline && fired < N - 1) {
+    rx_job f[16];
+    size_t n = 0;
+    int rc = rx_timers_watch(t, 16, 500, f, &n);
+    if (rc == RX_TIMEOUT) continue;
+    CHECKF(rc == 0, "watch %d: %s", rc, rx_timers_errstr(t));
+    if (rc) break;
+    long long now = rx_now_ms();
+    for (size_t i = 0; i < n; i++) {
+      int k = atoi(f[i].id + 1);
+      CHECK(k >= 0 && k < N);
+      if (k < 0 || k >= N) continue;
+      times[k]++;
+      fired++;
+      CHECK(now >= f[i].due_ms - 2);
+      if (k == 0) {
+        CHECK_MEM(f[i].payload, f[i].payload_len, "late", 4);
+        CHECK_EQ_INT(f[i].due_ms, due0);
+      } else {
+        char data[16];
+        snprintf(data, sizeof data, "v%d", k);
+        CHECK_MEM(f[i].payload, f[i].payload_len, data, strlen(data));
+      }
+      CHECK_EQ_INT(rx_timers_ack(t, f[i].token), 0);
+    }
+  }
+  CHECK_EQ_INT(fired, N - 1);
+  for (int i = 0; i < N; i++) CHECKF(times[i] == (i == 1 ? 0 : 1), "%s fired %d times", id[i], times[i]);
+  size_t n = 0;
+  CHECK_EQ_INT(rx_timers_watch(t, 4, 300, NULL, &n), RX_TIMEOUT);
+  rx_timers_free(t);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(void) {
@@ -806,6 +883,7 @@ int main(void) {
   fprintf(stderr, "  cluster %s in %lld ms\n", cluster_up ? "up" : "FAILED", rxt_ms() - t0);
   RUN(test_cluster_one_partition);
   RUN(test_cluster_partitioned);
+  RUN(test_cluster_timers);
   rxt_cluster_cleanup(&cl);
   rxt_server_cleanup(&srv);
   fprintf(stderr, "  total %lld ms\n", rxt_ms() - t0);
