@@ -291,6 +291,33 @@ def test_partitioned_queue_delivers_everything(cluster):
         assert st.acked == n
 
 
+def test_timers_on_a_cluster_url(cluster):
+    # Timers are a queue underneath: with partitions they spread over the
+    # masters and keep every promise (re-touch moves the deadline and replaces
+    # the data, a stopped timer never fires, the others fire once each).
+    n = 40
+    with reactis.Timers("ctm", url=cluster.url, partitions=3) as t:
+        assert t.touch_many({b"d%d" % i: b"v%d" % i for i in range(n)}, ttl=0.3) == n
+        assert t.touch(b"d0", 1.2, b"late") is False  # armed already: moved
+        assert t.stop(b"d1") is True
+        assert t.stop(b"d1") is False
+        holders = {port for port in cluster.masters()
+                   if raw_command(port, "KEYS", "rx:{timer:ctm*")}
+        assert len(holders) >= 2, holders
+        seen: Dict[bytes, bytes] = {}
+        deadline = time.monotonic() + 10
+        while len(seen) < n - 1 and time.monotonic() < deadline:
+            for f in t.fetch(20, timeout=0.5):
+                assert f.id not in seen
+                assert f.fired_ms >= f.deadline_ms - 2
+                seen[f.id] = f.data
+                f.ack()
+        expected = {b"d%d" % i: b"v%d" % i for i in range(2, n)}
+        expected[b"d0"] = b"late"
+        assert seen == expected
+        assert t.fetch(5, timeout=0.3) == []
+
+
 # ------------------------------------------------------------ Client
 
 def _owner(port: int, slot: int) -> Optional[int]:

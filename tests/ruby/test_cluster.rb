@@ -314,6 +314,34 @@ class TestCluster < ReactisTest
     assert_equal n, st[:acked]
   end
 
+  def test_timers_on_a_cluster_url
+    # Timers are a queue underneath: with partitions they spread over the
+    # masters and keep every promise (re-touch moves the deadline and replaces
+    # the data, a stopped timer never fires, the others fire once each).
+    n = 40
+    t = closing(Reactis::Timers.new("ctm", url: cluster.url, partitions: 3))
+    assert_equal n, t.touch_many(Array.new(n) { |i| ["d#{i}", "v#{i}"] }, ttl: 0.3)
+    assert_equal false, t.touch("d0", 1.2, "late") # armed already: moved
+    assert_equal true, t.stop("d1")
+    assert_equal false, t.stop("d1")
+    holders = cluster.masters.keys.reject { |port| RawRedis.command(port, "KEYS", "rx:{timer:ctm*").empty? }
+    assert_operator holders.size, :>=, 2
+    seen = {}
+    deadline = monotonic + 10
+    while seen.size < n - 1 && monotonic < deadline
+      t.fetch(max: 20, timeout: 0.5).each do |f|
+        refute seen.key?(f.id), "fired twice: #{f.id}"
+        assert_operator f.fired_ms, :>=, f.deadline_ms - 2
+        seen[f.id] = f.data
+        t.ack(f)
+      end
+    end
+    expected = (2...n).to_h { |i| ["d#{i}", "v#{i}"] }
+    expected["d0"] = "late"
+    assert_equal expected, seen
+    assert_equal [], t.fetch(max: 5, timeout: 0.3)
+  end
+
   # ------------------------------------------------------------ Client
 
   def key_in(lo, hi, prefix)
