@@ -32,8 +32,8 @@
 -- top level again, and below it builds every helper and operation as a
 -- fresh closure (two dozen allocations, garbage for the collector), which
 -- cost as much as the work itself for a single ZADD and HSET. This path
--- uses no helper, no table but its reply, and no ZMSCORE: ZADD's own reply
--- says whether the id was waiting. The semantics are op_schedule's below
+-- uses no helper, builds no table but its reply, and needs no ZMSCORE:
+-- ZADD's own reply says whether the id was waiting. The semantics are op_schedule's below
 -- for one message (same arguments and reply); keep the two in step.
 if ARGV[1] == 'schedule' and #ARGV == 6 then
   local z, id = KEYS[1], ARGV[3]
