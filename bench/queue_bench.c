@@ -10,6 +10,9 @@
  *   lateness   N messages due evenly over 10 s, scheduled beforehand, one
  *              consumer; lateness = receipt - due         goal p99 <= 5 ms,
  *                                                          max <= 25 ms
+ *              and where the late ones lost their time (fetch and ack
+ *              times, due before the fetch was called, promoted late,
+ *              server time per call, and how much 1 ms sleeps overran)
  *   memory     used_memory per waiting message, 100-byte payload,
  *              generated ids                               goal <= 300 B
  *   flat       schedule and fetch+ack rates with 10,000 and 1,000,000
