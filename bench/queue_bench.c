@@ -10,6 +10,9 @@
  *   lateness   N messages due evenly over 10 s, scheduled beforehand, one
  *              consumer; lateness = receipt - due         goal p99 <= 5 ms,
  *                                                          max <= 25 ms
+ *              and where the late ones lost their time (fetch and ack
+ *              times, due before the fetch was called, promoted late,
+ *              server time per call, and how much 1 ms sleeps overran)
  *   memory     used_memory per waiting message, 100-byte payload,
  *              generated ids                               goal <= 300 B
  *   flat       schedule and fetch+ack rates with 10,000 and 1,000,000
@@ -21,10 +24,12 @@
  */
 #include <reactis/queue.h>
 #include <reactis/reactis.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/resource.h>
 
 #include "rx_private.h"
@@ -67,6 +72,48 @@ static long long used_memory(void) {
 }
 
 /* CPU seconds the server used (user + sys), to tell its share apart. */
+/* Resets INFO commandstats, so the next read covers one phase only. */
+static void reset_stats(void) {
+  const char *a[] = {"CONFIG", "RESETSTAT", NULL};
+  free(rxt_cmd(&srv, a));
+}
+
+/* usec_per_call of one command since reset_stats, or -1. */
+static double usec_per_call(const char *cmd) {
+  const char *a[] = {"INFO", "commandstats", NULL};
+  char *r = rxt_cmd(&srv, a);
+  double v = -1;
+  char pat[64];
+  snprintf(pat, sizeof pat, "cmdstat_%s:", cmd);
+  if (r) {
+    const char *p = strstr(r, pat);
+    if (p) p = strstr(p, "usec_per_call=");
+    if (p) v = atof(p + strlen("usec_per_call="));
+    free(r);
+  }
+  return v;
+}
+
+/* The machine's own noise: a thread that sleeps 1 ms at a time and records
+ * by how much each sleep overran, while the lateness case runs. On a shared
+ * machine a late message often is a descheduled process, not the queue. */
+static volatile int probe_stop;
+static long probe_n;
+static long long probe_us[200000];
+
+static void *probe(void *arg) {
+  (void)arg;
+  while (!probe_stop && probe_n < (long)(sizeof probe_us / sizeof probe_us[0])) {
+    struct timespec a, b, d = {0, 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    nanosleep(&d, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    probe_us[probe_n++] =
+        (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000 - 1000;
+  }
+  return NULL;
+}
+
 static double server_cpu(void) {
   const char *a[] = {"INFO", "cpu", NULL};
   char *r = rxt_cmd(&srv, a);
@@ -225,18 +272,60 @@ int main(int argc, char **argv) {
     }
     long long *late = malloc(sizeof *late * (size_t)N);
     long got = 0;
+    pthread_t pt;
+    probe_stop = 0;
+    probe_n = 0;
+    int probing = pthread_create(&pt, NULL, probe, NULL) == 0;
+    reset_stats();
+    /* Where a late message lost its time: already due when the fetch that
+     * delivered it was called (the loop was busy or descheduled), promoted
+     * late by the server (its clock at promotion), or in the reply's way
+     * back. Counted for the messages more than 5 ms late. */
+    long over = 0, due_before_call = 0, promoted_late = 0, fetches = 0, full = 0;
+    long long fetch_ms = 0, ack_ms = 0, ack_max = 0, gap_max = 0, last_end = 0;
     while (got < N) {
       size_t n = 0;
+      long long called = rx_now_ms();
+      if (last_end && called - last_end > gap_max) gap_max = called - last_end;
       int rc = rx_queue_fetch(q, 100, 5000, NULL, &n);
       if (rc < 0) die(q, "fetch");
       long long now = rx_now_ms();
-      for (size_t i = 0; i < n && got < N; i++) late[got++] = now - rx_queue_job(q, i)->due_ms;
+      fetch_ms += now - called;
+      fetches++;
+      full += n == 100;
+      for (size_t i = 0; i < n && got < N; i++) {
+        const rx_job *j = rx_queue_job(q, i);
+        late[got++] = now - j->due_ms;
+        if (now - j->due_ms > 5) {
+          over++;
+          due_before_call += j->due_ms + 5 < called;
+          promoted_late += j->delivered_ms - j->due_ms > 5;
+        }
+      }
       if (n && rx_queue_ack_jobs(q, rx_queue_job(q, 0), n, NULL)) die(q, "ack");
+      last_end = rx_now_ms();
+      ack_ms += last_end - now;
+      if (last_end - now > ack_max) ack_max = last_end - now;
     }
+    probe_stop = 1;
+    if (probing) pthread_join(pt, NULL);
     qsort(late, (size_t)N, sizeof *late, cmp_ll);
+    qsort(probe_us, (size_t)probe_n, sizeof probe_us[0], cmp_ll);
     printf("  lateness over 10 s (ms)          p50 %lld  p99 %lld  p99.9 %lld  max %lld  min %lld"
            "   goal p99 <= 5, max <= 25\n",
            late[N / 2], late[N * 99 / 100], late[N * 999 / 1000], late[N - 1], late[0]);
+    printf("    %ld fetches (%ld full), %.2f ms in fetch and %.2f ms in ack per fetch (max %lld, "
+           "loop overhead max %lld); "
+           "%ld messages > 5 ms late: %ld due 5 ms before their fetch was called, %ld "
+           "promoted > 5 ms late\n",
+           fetches, full, (double)fetch_ms / fetches, (double)ack_ms / fetches, ack_max,
+           gap_max, over,
+           due_before_call, promoted_late);
+    printf("    server: %.1f us per script call (fetch or ack), %.1f us per XREADGROUP; "
+           "1 ms sleeps on this machine overran by p99 %.1f, max %.1f ms\n",
+           usec_per_call("evalsha"), usec_per_call("xreadgroup"),
+           probe_n ? probe_us[probe_n * 99 / 100] / 1000.0 : -1.0,
+           probe_n ? probe_us[probe_n - 1] / 1000.0 : -1.0);
     free(late);
     rx_queue_free(q);
     rx_queue_free(p);

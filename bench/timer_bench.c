@@ -11,6 +11,14 @@
  *              deadline                                 goal p99 <= 5 ms
  *   memory     used_memory per live timer (16-byte data)
  *
+ * Beside touch and batch it prints baselines measured in the same run, on
+ * the same live set, through the same client library, so a reader sees
+ * what bounds the figures on this machine: PING (the round-trip floor),
+ * and a plain ZADD + HSET of the same ids (pipelined, one round trip per
+ * touch; in the batch case 1,000 members per command), which is what a
+ * touch does minus the script. The server's own time per call comes from
+ * INFO commandstats (usec_per_call) of the same run.
+ *
  *   timer_bench [--live M] [--n N] [--only NAME]
  *     M: live timers (default 1000000); N: touches / timers (default 100000)
  */
@@ -77,16 +85,75 @@ static double client_cpu(void) {
          ru.ru_stime.tv_usec / 1e6;
 }
 
+static const char DATA[16] = "last-payload-016";
+
+static int dev_id(char *buf, size_t len, long i) { return snprintf(buf, len, "device:%ld", i); }
+
+/* Resets INFO commandstats, so the next read covers one phase only. */
+static void reset_stats(void) {
+  const char *a[] = {"CONFIG", "RESETSTAT", NULL};
+  free(rxt_cmd(&srv, a));
+}
+
+/* usec_per_call of one command since reset_stats, or -1. */
+static double usec_per_call(const char *cmd) {
+  const char *a[] = {"INFO", "commandstats", NULL};
+  char *r = rxt_cmd(&srv, a);
+  double v = -1;
+  char pat[64];
+  snprintf(pat, sizeof pat, "cmdstat_%s:", cmd);
+  if (r) {
+    const char *p = strstr(r, pat);
+    if (p) p = strstr(p, "usec_per_call=");
+    if (p) v = atof(p + strlen("usec_per_call="));
+    free(r);
+  }
+  return v;
+}
+
+static rx_conn *copen(void) {
+  char err[256];
+  rx_conn *c = rx_conn_new(srv.url, err, sizeof err);
+  if (!c || rx_conn_connect(c) != RX_OK) {
+    fprintf(stderr, "rx_conn: %s\n", c ? rx_conn_errstr(c) : err);
+    exit(1);
+  }
+  return c;
+}
+
+/* Reads n pipelined replies and fails on an error reply. */
+static void read_n(rx_conn *c, long n) {
+  for (long i = 0; i < n; i++) {
+    rx_reply *r = NULL;
+    if (rx_conn_get_reply(c, &r) != RX_OK || r->type == RX_REPLY_ERROR) {
+      fprintf(stderr, "baseline: %s\n", r ? r->str : rx_conn_errstr(c));
+      exit(1);
+    }
+    rx_reply_free(r);
+  }
+}
+
+/* A record as the queue's script writes it (core/lua/queue.lua: 0x01, the
+ * enqueue ms in 6 big-endian bytes, the payload), so the timers written by
+ * the baselines stay valid timers. */
+static size_t record(char *out, long long now) {
+  out[0] = 1;
+  for (int k = 0; k < 6; k++) out[1 + k] = (char)(now >> (8 * (5 - k)));
+  memcpy(out + 7, DATA, sizeof DATA);
+  return 7 + sizeof DATA;
+}
+
+static uint64_t next_rand(uint64_t *seed) {
+  *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+  return *seed >> 33;
+}
+
 static int want(const char *name) { return !only || !strcmp(only, name); }
 
 static int cmp_ll(const void *a, const void *b) {
   long long x = *(const long long *)a, y = *(const long long *)b;
   return x < y ? -1 : x > y;
 }
-
-static const char DATA[16] = "last-payload-016";
-
-static int dev_id(char *buf, size_t len, long i) { return snprintf(buf, len, "device:%ld", i); }
 
 /* Touches ids [0, n) with ttl, in sends of `per`. */
 static void batch_touch(rx_timers *t, long n, long long ttl, long per, long offset) {
@@ -128,28 +195,109 @@ int main(int argc, char **argv) {
     printf("  memory per live timer            %10.1f B       (16-byte data, ids \"device:N\")\n",
            (double)(m1 - m0) / LIVE);
 
+  const char *zkey = "rx:{timer:bench}:z", *mkey = "rx:{timer:bench}:m";
+  uint64_t range = (uint64_t)(LIVE > 0 ? LIVE : 1);
   if (want("touch")) {
     long n = N / 2 < 50000 ? N / 2 : 50000;
-    uint64_t seed = 12345;
-    double sc = server_cpu(), cc = client_cpu();
+    rx_conn *c = copen();
+    /* Baselines first, on the same ids as the touches below. */
+    uint64_t seed = 777;
+    reset_stats();
     long long t0 = rx_monotonic_ms();
     for (long i = 0; i < n; i++) {
-      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      const char *a[1] = {"PING"};
+      rx_reply *r = NULL;
+      if (rx_conn_command(c, &r, 1, a, NULL) != RX_OK) die(t, "PING");
+      rx_reply_free(r);
+    }
+    double ping_s = (rx_monotonic_ms() - t0) / 1000.0;
+    t0 = rx_monotonic_ms();
+    for (long i = 0; i < n; i++) {
+      char id[32], sc[24], rec[32];
+      int l = dev_id(id, sizeof id, (long)(next_rand(&seed) % range));
+      snprintf(sc, sizeof sc, "%lld", rx_now_ms() + 3600000);
+      size_t rl = record(rec, rx_now_ms());
+      const char *za[4] = {"ZADD", zkey, sc, id};
+      const char *ha[4] = {"HSET", mkey, id, rec};
+      size_t zl[4] = {4, strlen(zkey), strlen(sc), (size_t)l};
+      size_t hl[4] = {4, strlen(mkey), (size_t)l, rl};
+      if (rx_conn_append(c, 4, za, zl) != RX_OK || rx_conn_append(c, 4, ha, hl) != RX_OK) {
+        fprintf(stderr, "append: %s\n", rx_conn_errstr(c));
+        exit(1);
+      }
+      read_n(c, 2);
+    }
+    double raw_s = (rx_monotonic_ms() - t0) / 1000.0;
+    double ping_us = usec_per_call("ping"), zadd_us = usec_per_call("zadd"),
+           hset_us = usec_per_call("hset");
+    seed = 12345;
+    reset_stats();
+    double sc = server_cpu(), cc = client_cpu();
+    t0 = rx_monotonic_ms();
+    for (long i = 0; i < n; i++) {
       char id[32];
-      int l = dev_id(id, sizeof id, (long)((seed >> 33) % (uint64_t)(LIVE > 0 ? LIVE : 1)));
+      int l = dev_id(id, sizeof id, (long)(next_rand(&seed) % range));
       if (rx_timers_touch(t, id, (size_t)l, 3600000, DATA, sizeof DATA)) die(t, "touch");
     }
     double s = (rx_monotonic_ms() - t0) / 1000.0;
     sc = server_cpu() - sc;
     cc = client_cpu() - cc;
     printf("  touch, one call each             %10.0f /s      goal >= 20000   "
-           "(cpu: server %.0f%%, client %.0f%%)\n",
-           n / s, 100 * sc / s, 100 * cc / s);
+           "(cpu: server %.0f%%, client %.0f%%; server %.1f us/call)\n",
+           n / s, 100 * sc / s, 100 * cc / s, usec_per_call("evalsha"));
+    printf("    baseline PING, one call each   %10.0f /s      (server %.2f us/call)\n",
+           n / ping_s, ping_us);
+    printf("    baseline ZADD+HSET, one r.t.   %10.0f /s      (server %.1f + %.1f us/call)\n",
+           n / raw_s, zadd_us, hset_us);
+    rx_conn_free(c);
   }
   if (want("batch")) {
     long n = N * 5;
-    double sc = server_cpu(), cc = client_cpu();
+    /* The baseline: ZADD and HSET of 1,000 members each, ten pairs per
+     * round trip (10,000 touches, the shape of one batch send). */
+    rx_conn *c = copen();
+    enum { PER = 1000, PAIRS = 10 };
+    char (*ids)[32] = malloc(sizeof *ids * PER), (*scs)[24] = malloc(sizeof *scs * PER);
+    const char **za = malloc(sizeof *za * (2 + 2 * PER)), **ha = malloc(sizeof *ha * (2 + 2 * PER));
+    size_t *zl = malloc(sizeof *zl * (2 + 2 * PER)), *hl = malloc(sizeof *hl * (2 + 2 * PER));
+    char rec[32];
+    if (!ids || !scs || !za || !ha || !zl || !hl) die(t, "malloc");
+    long raw_n = N * 2;
+    reset_stats();
+    double sc = server_cpu();
     long long t0 = rx_monotonic_ms();
+    for (long i = 0; i < raw_n;) {
+      long sent = 0;
+      for (int p = 0; p < PAIRS && i < raw_n; p++) {
+        size_t rl = record(rec, rx_now_ms());
+        za[0] = "ZADD", zl[0] = 4, za[1] = zkey, zl[1] = strlen(zkey);
+        ha[0] = "HSET", hl[0] = 4, ha[1] = mkey, hl[1] = strlen(mkey);
+        int k = 0;
+        for (; k < PER && i < raw_n; k++, i++) {
+          int l = dev_id(ids[k], sizeof ids[k], (i + 104729) % (long)range);
+          int sl = snprintf(scs[k], sizeof scs[k], "%lld", rx_now_ms() + 3600000);
+          za[2 + 2 * k] = scs[k], zl[2 + 2 * k] = (size_t)sl;
+          za[3 + 2 * k] = ids[k], zl[3 + 2 * k] = (size_t)l;
+          ha[2 + 2 * k] = ids[k], hl[2 + 2 * k] = (size_t)l;
+          ha[3 + 2 * k] = rec, hl[3 + 2 * k] = rl;
+        }
+        if (rx_conn_append(c, 2 + 2 * k, za, zl) != RX_OK ||
+            rx_conn_append(c, 2 + 2 * k, ha, hl) != RX_OK) {
+          fprintf(stderr, "append: %s\n", rx_conn_errstr(c));
+          exit(1);
+        }
+        sent += 2;
+      }
+      read_n(c, sent);
+    }
+    double raw_s = (rx_monotonic_ms() - t0) / 1000.0;
+    double raw_sc = server_cpu() - sc;
+    free(ids), free(scs), free(za), free(ha), free(zl), free(hl);
+    rx_conn_free(c);
+    reset_stats();
+    double cc = client_cpu();
+    sc = server_cpu();
+    t0 = rx_monotonic_ms();
     batch_touch(t, n, 3600000, 10000, 7919);
     double s = (rx_monotonic_ms() - t0) / 1000.0;
     sc = server_cpu() - sc;
@@ -157,6 +305,8 @@ int main(int argc, char **argv) {
     printf("  touch, batches of 10000          %10.0f /s      goal >= 150000  "
            "(cpu: server %.0f%%, client %.0f%%; server %.2f us/touch)\n",
            n / s, 100 * sc / s, 100 * cc / s, 1e6 * sc / n);
+    printf("    baseline ZADD+HSET x1000, 10/r.t. %7.0f /s      (server %.2f us/touch)\n",
+           raw_n / raw_s, 1e6 * raw_sc / raw_n);
   }
   if (want("lateness")) {
     rx_timers *w = topen("bench");

@@ -26,6 +26,82 @@
 -- Time is the server's (TIME), in milliseconds. Redis 7 replicates script
 -- effects, so reading TIME before writing is allowed.
 
+------------------------------------------------------------------ schedule one
+-- One message (a timer touch, a single schedule): the hot path, so it runs
+-- before anything else in this file. Each call of a script runs its whole
+-- top level again, and below it builds every helper and operation as a
+-- fresh closure (two dozen allocations, garbage for the collector), which
+-- cost as much as the work itself for a single ZADD and HSET. This path
+-- uses no helper, builds no table but its reply, and needs no ZMSCORE:
+-- ZADD's own reply says whether the id was waiting. The semantics are op_schedule's below
+-- for one message (same arguments and reply); keep the two in step.
+if ARGV[1] == 'schedule' and #ARGV == 6 then
+  local z, id = KEYS[1], ARGV[3]
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local due = tonumber(ARGV[5])
+  if ARGV[4] ~= '1' then
+    due = now + due
+  end
+  -- The earliest due time before this write decides the wake hint.
+  local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+  local outcome = 0
+  if ARGV[2] == '1' then
+    if redis.call('ZADD', z, due, id) == 0 then
+      outcome = 2 -- it was waiting: replaced
+    end
+  elseif redis.call('ZADD', z, 'NX', due, id) == 0 then
+    return {1, tonumber(redis.call('ZSCORE', z, id))} -- kept the waiting one
+  end
+  redis.call('HSET', KEYS[2], id, struct.pack('>BI6', 1, now) .. ARGV[6])
+  if first[2] == nil or due < tonumber(first[2]) then
+    redis.call('XADD', KEYS[5], 'MAXLEN', '1', '*', 'due', string.format('%.0f', due))
+  end
+  return {outcome, due}
+end
+
+------------------------------------------------------------------ ack
+-- Consumers ack after every fetch, so this also runs before the helpers
+-- and operations below are built (see "schedule one"); it needs none.
+-- ARGV: 'ack', group, token... Returns 1 or 0 per token: 0 when the delivery
+-- is no longer pending (reclaimed, acked already, or never existed).
+--
+-- A delivery is pending exactly while its stream entry exists: promotion
+-- adds the entry and reads it into the PEL in the same call, and ack,
+-- retry, fail and reclaim delete it when they take it out of the PEL. So
+-- one XACK for all tokens tells whether all were pending; only when some
+-- were not, the entries still there (the ones just acked) tell which.
+if ARGV[1] == 'ack' then
+  local S, L, I, g = KEYS[3], KEYS[7], KEYS[6], ARGV[2]
+  local toks = {}
+  for j = 3, #ARGV do
+    toks[#toks + 1] = ARGV[j]
+  end
+  local n = redis.call('XACK', S, g, unpack(toks))
+  local out, done = {}, toks
+  if n < #toks then
+    done = {}
+    for k, t in ipairs(toks) do
+      local ok = 0
+      if #redis.call('XRANGE', S, t, t) > 0 then
+        ok = 1
+        done[#done + 1] = t
+      end
+      out[k] = ok
+    end
+  else
+    for k = 1, #toks do
+      out[k] = 1
+    end
+  end
+  if #done > 0 then
+    redis.call('XDEL', S, unpack(done))
+    redis.call('HDEL', L, unpack(done))
+    redis.call('HINCRBY', I, 'acked', #done)
+  end
+  return out
+end
+
 local Z, M, S, D, W, I, L = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 
 local function now_ms()
@@ -139,56 +215,70 @@ local function op_schedule()
   local now = now_ms()
   local replace = ARGV[2] == '1'
   local before = earliest()
+  -- Due times go to ZADD as text: a Lua number would be formatted by
+  -- redis.call with %.17g, which with ZMSCORE's own reply formatting cost a
+  -- tenth of the server's time in a batch. '%d' formats 64-bit integers
+  -- where Lua's integer type has 64 bits (checked here: Redis's Lua may be
+  -- a 32-bit build); elsewhere '%.0f' does.
+  local ifmt = '%.0f'
+  if string.format('%d', 2 ^ 40) == '1099511627776' then
+    ifmt = '%d'
+  end
   -- One ZMSCORE tells which ids are waiting; then bulk ZADD and HSET. Ids
   -- repeated within the call count as waiting from their first occurrence.
-  local ids = {}
+  local ids, nids = {}, 0
   for j = 3, #ARGV - 3, 4 do
-    ids[#ids + 1] = ARGV[j]
+    nids = nids + 1
+    ids[nids] = ARGV[j]
   end
   local scores = redis.call('ZMSCORE', Z, unpack(ids))
   local seen = {}
   local first = nil
   local header = struct.pack('>BI6', 1, now) -- every fresh record of this call
-  local out, zs, hs = {}, {}, {}
+  local out, zs, hs, nz = {}, {}, {}, 0
   local function flush()
-    if #zs > 0 then
-      redis.call('ZADD', Z, unpack(zs))
-      redis.call('HSET', M, unpack(hs))
-      zs, hs = {}, {}
+    if nz > 0 then
+      redis.call('ZADD', Z, unpack(zs, 1, nz))
+      redis.call('HSET', M, unpack(hs, 1, nz))
+      nz = 0
     end
   end
-  for k, id in ipairs(ids) do
+  for k = 1, nids do
+    local id = ids[k]
     local j = 3 + 4 * (k - 1)
-    local at, when, payload = ARGV[j + 1], tonumber(ARGV[j + 2]), ARGV[j + 3]
-    local due = when
-    if at ~= '1' then
-      due = now + when
+    local at, when, payload = ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+    local due, dues
+    if at == '1' then
+      due, dues = tonumber(when), when -- the client sends canonical integers
+    else
+      due = now + tonumber(when)
     end
-    local existing = seen[id] or (scores[k] and tonumber(scores[k]))
     local outcome = 0
+    local existing = seen[id] or scores[k]
     if existing then
       outcome = 1
       if replace then
         outcome = 2
       else
-        due = existing
+        due, dues = tonumber(existing), nil
       end
     end
     if outcome ~= 1 then
-      zs[#zs + 1] = due -- redis.call passes integral numbers as integers
-      zs[#zs + 1] = id
-      hs[#hs + 1] = id
-      hs[#hs + 1] = header .. payload
+      zs[nz + 1] = dues or string.format(ifmt, due)
+      zs[nz + 2] = id
+      hs[nz + 1] = id
+      hs[nz + 2] = header .. payload
+      nz = nz + 2
       if first == nil or due < first then
         first = due
       end
       seen[id] = due
-      if #zs >= 1000 then
+      if nz >= 1000 then
         flush()
       end
     end
-    out[#out + 1] = outcome
-    out[#out + 1] = due
+    out[2 * k - 1] = outcome
+    out[2 * k] = due
   end
   flush()
   if first ~= nil then
@@ -338,44 +428,10 @@ local function op_fetch()
   return {now, nd, wid, promoted}
 end
 
------------------------------------------------------------------- ack
--- ARGV: 'ack', group, token... Returns 1 or 0 per token: 0 when the delivery
--- is no longer pending (reclaimed, acked already, or never existed).
---
--- A delivery is pending exactly while its stream entry exists: promotion
--- adds the entry and reads it into the PEL in the same call, and ack,
--- retry, fail and reclaim delete it when they take it out of the PEL. So
--- one XACK for all tokens tells whether all were pending; only when some
--- were not, the entries still there (the ones just acked) tell which.
-local function op_ack()
-  local g = ARGV[2]
-  local toks = {}
-  for j = 3, #ARGV do
-    toks[#toks + 1] = ARGV[j]
-  end
-  local n = redis.call('XACK', S, g, unpack(toks))
-  local out, done = {}, toks
-  if n < #toks then
-    done = {}
-    for k, t in ipairs(toks) do
-      local ok = 0
-      if #redis.call('XRANGE', S, t, t) > 0 then
-        ok = 1
-        done[#done + 1] = t
-      end
-      out[k] = ok
-    end
-  else
-    for k = 1, #toks do
-      out[k] = 1
-    end
-  end
-  if #done > 0 then
-    redis.call('XDEL', S, unpack(done))
-    redis.call('HDEL', L, unpack(done))
-    redis.call('HINCRBY', I, 'acked', #done)
-  end
-  return out
+-- The other hot call: dispatched here, before the remaining operations are
+-- built as closures (which every call of this script would pay for).
+if ARGV[1] == 'fetch' then
+  return op_fetch()
 end
 
 ------------------------------------------------------------------ retry / fail
@@ -584,7 +640,7 @@ local function op_stats()
 end
 
 local ops = {
-  schedule = op_schedule, fetch = op_fetch, ack = op_ack, retry = op_retry,
+  schedule = op_schedule, retry = op_retry,
   extend = op_extend, cancel = op_cancel, reschedule = op_reschedule,
   requeue = op_requeue, purge = op_purge, stats = op_stats, leave = op_leave,
   group = op_group,

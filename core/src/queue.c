@@ -358,12 +358,21 @@ static void first_connect(rx_queue *q) {
 /* Appends EVALSHA (or EVAL when load is set) for one operation. */
 static int append_eval(rx_queue *q, int nargs, const char *const *args, const size_t *lens) {
   int argc = 3 + K_COUNT + nargs;
-  const char **av = rx__malloc(sizeof *av * (size_t)argc);
-  size_t *al = rx__malloc(sizeof *al * (size_t)argc);
-  if (!av || !al) {
-    rx__free(av);
-    rx__free(al);
-    return q_seterr(q, RX_ENOMEM, "out of memory");
+  /* Most calls (a single schedule, fetch, ack of a few) fit on the stack:
+   * two allocations less per call on the one-touch path. */
+  enum { SMALL = 32 };
+  const char *av_small[SMALL];
+  size_t al_small[SMALL];
+  const char **av = av_small;
+  size_t *al = al_small;
+  if (argc > SMALL) {
+    av = rx__malloc(sizeof *av * (size_t)argc);
+    al = rx__malloc(sizeof *al * (size_t)argc);
+    if (!av || !al) {
+      rx__free(av);
+      rx__free(al);
+      return q_seterr(q, RX_ENOMEM, "out of memory");
+    }
   }
   av[0] = "EVALSHA";
   al[0] = 7;
@@ -380,8 +389,10 @@ static int append_eval(rx_queue *q, int nargs, const char *const *args, const si
     al[3 + K_COUNT + i] = lens ? lens[i] : strlen(args[i]);
   }
   int rc = rx_conn_append(q->c, argc, av, al);
-  rx__free(av);
-  rx__free(al);
+  if (av != av_small) {
+    rx__free(av);
+    rx__free(al);
+  }
   if (rc != RX_OK) return q_connerr(q, q->c, rc);
   return RX_OK;
 }

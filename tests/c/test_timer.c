@@ -123,6 +123,76 @@ static void test_touch_resets_and_outcome(void) {
   rx_timers_free(t);
 }
 
+/* The last entry of a timer set's wake stream, as raw reply text. */
+static char *last_hint(const char *set) {
+  char key[128];
+  snprintf(key, sizeof key, "rx:{timer:%s}:w", set);
+  const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1", NULL};
+  return rxt_cmd(&srv, argv);
+}
+
+/* One touch, or (batch) a batch of two: the id and a later filler. */
+static int touch_via(rx_timers *t, int batch, const char *id, long long ttl, const char *data,
+                     int *armed, long long *due) {
+  if (!batch)
+    return rx_timers_touch_ex(t, id, strlen(id), ttl, 0, data, strlen(data), armed, due);
+  int rc = rx_timers_batch_add(t, id, strlen(id), ttl, data, strlen(data));
+  if (!rc) rc = rx_timers_batch_add(t, "zz-filler", 9, 3600000, "", 0);
+  if (!rc) rc = rx_timers_batch_send(t);
+  if (!rc) rc = rx_timers_batch_result(t, 0, armed, due);
+  return rc;
+}
+
+/* A single touch runs a lean path of the script of its own; a batch of two
+ * runs the general schedule operation. Both must give the same outcomes,
+ * due times, data and wake hints: a hint when a timer becomes the
+ * earliest, none when a later one is touched or the earliest pushed back. */
+static void test_one_and_batch_paths_agree(void) {
+  for (int batch = 0; batch < 2; batch++) {
+    char set[16];
+    snprintf(set, sizeof set, "paths%d", batch);
+    rx_timers *t = tnew(set);
+    CHECK(t);
+    int armed = -1;
+    long long due_a = 0, due = 0;
+    char *h0 = last_hint(set);
+    CHECK_EQ_INT(touch_via(t, batch, "a", 60000, "1", &armed, &due_a), 0);
+    CHECK_EQ_INT(armed, 1);
+    char *h1 = last_hint(set);
+    CHECKF(h0 && h1 && strcmp(h0, h1), "batch %d: no hint for the first timer", batch);
+    CHECK_EQ_INT(touch_via(t, batch, "b", 120000, "2", &armed, &due), 0);
+    CHECK_EQ_INT(armed, 1);
+    CHECK(due > due_a + 50000);
+    char *h2 = last_hint(set);
+    CHECKF(h2 && !strcmp(h1, h2), "batch %d: a hint for a later timer", batch);
+    CHECK_EQ_INT(touch_via(t, batch, "a", 180000, "3", &armed, &due), 0);
+    CHECK_EQ_INT(armed, 0);
+    CHECK(due > due_a + 110000);
+    char *h3 = last_hint(set);
+    CHECKF(h3 && !strcmp(h2, h3), "batch %d: a hint for pushing the earliest back", batch);
+    CHECK_EQ_INT(touch_via(t, batch, "c", 5000, "4", &armed, &due), 0);
+    CHECK_EQ_INT(armed, 1);
+    char *h4 = last_hint(set);
+    CHECKF(h4 && strcmp(h3, h4), "batch %d: no hint for a new earliest", batch);
+    /* Replaced data is what fires. */
+    CHECK_EQ_INT(touch_via(t, batch, "b", 0, "5", &armed, &due), 0);
+    CHECK_EQ_INT(armed, 0);
+    size_t n = 0;
+    CHECK_EQ_INT(rx_timers_watch(t, 10, 2000, NULL, &n), 0);
+    CHECK_EQ_INT(n, 1);
+    const rx_job *j = rx_timers_fired(t, 0);
+    CHECK_MEM(j->id, j->id_len, "b", 1);
+    CHECK_MEM(j->payload, j->payload_len, "5", 1);
+    CHECK_EQ_INT(j->due_ms, due);
+    CHECK_EQ_INT(rx_timers_ack(t, j->token), 0);
+    CHECK_EQ_INT(rx_timers_stop(t, "a", 1), 0);
+    CHECK_EQ_INT(rx_timers_stop(t, "c", 1), 0);
+    CHECK_EQ_INT(rx_timers_stop(t, "zz-filler", 9), batch ? 0 : RX_NOMATCH);
+    free(h0), free(h1), free(h2), free(h3), free(h4);
+    rx_timers_free(t);
+  }
+}
+
 static void test_stop_and_args(void) {
   rx_timers *t = tnew("stop");
   CHECK(t);
@@ -637,6 +707,7 @@ int main(void) {
   if (rxt_server_start(&srv, NULL) != 0) return 1;
   RUN(test_fire_on_time_with_data);
   RUN(test_touch_resets_and_outcome);
+  RUN(test_one_and_batch_paths_agree);
   RUN(test_stop_and_args);
   RUN(test_fires_when_no_watcher_ran);
   RUN(test_batch);
