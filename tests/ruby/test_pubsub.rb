@@ -108,6 +108,45 @@ class TestPubSub < ReactisTest
     assert_nil sub.next_message(timeout: 0)
   end
 
+  # The batch is read by an index; a block that reads too (next_message
+  # inside each_message, or inside a block-form handler) must still see
+  # every message once and in order. Consecutive messages of one channel
+  # share one frozen channel String.
+  def test_reading_inside_a_loop_keeps_order
+    sub = subscriber(batch_size: 16)
+    sub.subscribe("r")
+    n = 200
+    n.times { |i| @client.publish("r", i.to_s) }
+    seen = []
+    msgs = []
+    sub.each_message(timeout: 2) do |m|
+      msgs << m
+      seen << m.data.to_i
+      if seen.size.odd?
+        nxt = sub.next_message(timeout: 2)
+        msgs << nxt
+        seen << nxt.data.to_i
+      end
+      break if seen.size >= 60
+    end
+    assert_equal (0...60).to_a, seen
+    assert_equal 1, msgs.map { |m| m.channel.object_id }.uniq.size
+    assert msgs.first.channel.frozen?
+    sub.subscribe("r") do |on|
+      on.message do |channel, data|
+        assert_equal "r", channel
+        seen << data.to_i
+        if (seen.size % 7).zero?
+          nxt = sub.next_message(timeout: 2)
+          seen << nxt.data.to_i
+        end
+        sub.unsubscribe if seen.size >= n
+      end
+    end
+    assert_equal (0...n).to_a, seen.first(n)
+    assert_equal n, seen.size
+  end
+
   def test_drain_with_encoding
     sub = subscriber(encoding: "UTF-8")
     sub.psubscribe("caf\u00e9.*")
