@@ -39,8 +39,10 @@
  * writes to the wakeup pipe. That byte then stays and cuts the handle's next
  * wait short (RX_WOKEN); the core has no call to clear it. The Ruby classes
  * take an RX_WOKEN they did not ask for as "look again" (Subscriber, Queue
- * fetches), and Reactis::Client replaces a handle whose command was
- * interrupted, since its link is in an unknown state anyway.
+ * fetches), run a queue or timer call that does not wait again on RX_WOKEN
+ * or RX_EINTR (those come only before its command is written), and
+ * Reactis::Client replaces a handle whose command was interrupted, since its
+ * link is in an unknown state anyway.
  */
 
 /* reactis.i marks the blocking methods with Python's %thread/%nothread,
