@@ -118,6 +118,30 @@ ensure
   sub&.close
 end
 
+# The block form, as redis-rb's: on.message { |channel, message| }.
+def reactis_block(port)
+  sub = Reactis::Subscriber.new("redis://127.0.0.1:#{port}", health_check_interval: 0)
+  got = 0
+  t0 = c0 = nil
+  sub.subscribe(CHANNEL) do |on|
+    on.subscribe do
+      raise "not subscribed" unless publish(port, N) >= 1
+      t0 = mono
+      c0 = cpu
+    end
+    on.message do
+      got += 1
+      sub.unsubscribe if got >= N
+    end
+  end
+  sec = mono - t0
+  csec = cpu - c0
+  raise "reactis subscribe block: got #{got} of #{N}" unless got == N
+  [N / sec, N / csec]
+ensure
+  sub&.close
+end
+
 REDIS_RB = begin
   require "redis"
   driver = begin
@@ -186,20 +210,33 @@ pid, port = start_server(dir)
 begin
   clients = {
     "reactis #{Reactis::VERSION} Subscriber#each_message" => method(:reactis_each_message),
-    "reactis #{Reactis::VERSION} Subscriber#next_message" => method(:reactis_next_message)
+    "reactis #{Reactis::VERSION} Subscriber#next_message" => method(:reactis_next_message),
+    "reactis #{Reactis::VERSION} subscribe block (on.message)" => method(:reactis_block)
   }
   clients["#{REDIS_RB} subscribe block"] = method(:redis_rb) if REDIS_RB
   puts "pub/sub drain, #{N} buffered #{PAYLOAD.bytesize}-byte messages, median of #{RUNS} (#{RUBY_DESCRIPTION})"
   puts "(redis-rb not installed: require \"redis\" failed)" unless REDIS_RB
-  clients.each do |name, fn|
-    runs = Array.new(RUNS) do
+  # Runs interleaved (one of each client per round), so that a change in
+  # the machine's load during the benchmark falls on every client alike.
+  runs = Hash.new { |h, k| h[k] = [] }
+  RUNS.times do
+    clients.each do |name, fn|
       GC.start
-      fn.call(port)
+      runs[name] << fn.call(port)
     end
-    wall = runs.map(&:first)
-    cpus = runs.map(&:last)
-    puts format("  %-52s %11s msg/s (runs %s); per CPU second %s", name, fmt(median(wall)),
-                wall.map { |r| fmt(r) }.join(" "), fmt(median(cpus)))
+  end
+  peer = REDIS_RB && runs["#{REDIS_RB} subscribe block"]
+  clients.each_key do |name|
+    wall = runs[name].map(&:first)
+    cpus = runs[name].map(&:last)
+    vs = if peer && !name.start_with?("redis-rb")
+           format("; %.2fx redis-rb (per CPU second %.2fx; goal 2.5x)", median(wall) / median(peer.map(&:first)),
+                  median(cpus) / median(peer.map(&:last)))
+         else
+           ""
+         end
+    puts format("  %-52s %11s msg/s (runs %s); per CPU second %s%s", name, fmt(median(wall)),
+                wall.map { |r| fmt(r) }.join(" "), fmt(median(cpus)), vs)
   end
   puts "queue drain, Queue#work with a no-op handler, #{QN} due messages, median of #{RUNS}"
   { "max: nil (adaptive batch, ack_many)" => nil, "max: 1 (one fetch and one ack per job)" => 1 }.each do |name, max|

@@ -39,8 +39,10 @@
  * writes to the wakeup pipe. That byte then stays and cuts the handle's next
  * wait short (RX_WOKEN); the core has no call to clear it. The Ruby classes
  * take an RX_WOKEN they did not ask for as "look again" (Subscriber, Queue
- * fetches), and Reactis::Client replaces a handle whose command was
- * interrupted, since its link is in an unknown state anyway.
+ * fetches), run a queue or timer call that does not wait again on RX_WOKEN
+ * or RX_EINTR (those come only before its command is written), and
+ * Reactis::Client replaces a handle whose command was interrupted, since its
+ * link is in an unknown state anyway.
  */
 
 /* reactis.i marks the blocking methods with Python's %thread/%nothread,
@@ -791,10 +793,28 @@ static bool disposed(VALUE obj) {
 static ID rxg_rb_id_kind, rxg_rb_id_pattern, rxg_rb_id_channel, rxg_rb_id_data;
 static VALUE rxg_rb_sym_pmessage, rxg_rb_sym_smessage;
 
-/* A frozen String of the bytes, binary or in encoding enc (NULL: binary). */
+/* A frozen String of the bytes, binary or in encoding enc (NULL: binary).
+ * The string is new, so it has no singleton class to freeze as well:
+ * setting the flag is all rb_obj_freeze would do that matters. */
 static VALUE rxg_rb_frozen(const char *p, size_t n, rb_encoding *enc) {
   VALUE s = enc ? rb_enc_str_new(p, (long)n, enc) : rb_str_new(p, (long)n);
-  return rb_obj_freeze(s);
+  RB_OBJ_FREEZE_RAW(s);
+  return s;
+}
+
+/* The frozen String in cache[slot] when it holds these bytes in encoding
+ * index encidx, else a new one, kept there for the next message. A backlog
+ * is mostly one channel (and one pattern): sharing one frozen String saves
+ * an allocation per message, and frozen Strings cannot tell the difference. */
+static VALUE rxg_rb_cached(VALUE cache, long slot, const char *p, size_t n, rb_encoding *enc,
+                           int encidx) {
+  VALUE s = RARRAY_AREF(cache, slot);
+  if (RB_TYPE_P(s, T_STRING) && (size_t)RSTRING_LEN(s) == n && ENCODING_GET(s) == encidx &&
+      memcmp(RSTRING_PTR(s), p, n) == 0)
+    return s;
+  s = rxg_rb_frozen(p, n, enc);
+  rb_ary_store(cache, slot, s);
+  return s;
 }
 %}
 
@@ -808,55 +828,69 @@ static VALUE rxg_rb_frozen(const char *p, size_t n, rb_encoding *enc) {
 %}
 
 %inline %{
-/* The drain loop of Reactis::Subscriber: one call without the GVL reads up
- * to max events (what is buffered, or waits up to timeout_ms for the first)
- * and appends them to the Array pending, a message as an instance of klass
- * (Reactis::Message) made here with only the instance variables it needs
- * (@channel and @data; @kind and @pattern when not :message) and frozen
- * Strings, binary or in encoding enc (an Encoding, or nil), so no Ruby
- * code runs per message. A gap is appended as the event Array of next_batch
- * ([kind, pattern, channel, data, gap_start_ms, gap_end_ms, reconnects]),
- * for the Ruby side to turn into a Message and log (as is any other kind).
- * Returns [status, number of such Arrays appended]; nothing is appended
- * unless the status is OK. */
+/* The drain of Reactis::Subscriber: one call without the GVL reads up to
+ * max events (what is buffered, or waits up to timeout_ms for the first),
+ * and the Ruby objects are made here, so no Ruby code runs per message.
+ * Strings are frozen, binary or in encoding enc (an Encoding, or nil);
+ * channels and patterns come from cache (an Array of two slots the caller
+ * keeps between calls; see rxg_rb_cached).
+ *
+ * Each message becomes an instance of klass (Reactis::Message) with only
+ * the instance variables it needs (@channel and @data; @kind and @pattern
+ * when not :message). Any other event (a gap) is the event Array of
+ * next_batch ([kind, pattern, channel, data, gap_start_ms, gap_end_ms,
+ * reconnects]), for the Ruby side to turn into a Message and log.
+ *
+ * Returns [status, events, number of such Arrays]; events is a new Array,
+ * empty unless the status is OK. A new Array is young, so filling it costs
+ * no write barrier work, where appending to a long-lived one did. */
 static VALUE sub_drain(VALUE sub, int timeout_ms, long max, VALUE klass, VALUE enc,
-                       VALUE pending) {
+                       VALUE cache) {
   if (!RB_TYPE_P(sub, T_DATA) || !rb_obj_is_kind_of(sub, rxg_rb_cimpl_class("Sub")))
     rb_raise(rb_eTypeError, "expected a Reactis::Cimpl::Sub");
   rx_sub *h = (rx_sub *)DATA_PTR(sub);
   if (!h) rb_raise(rb_eRuntimeError, "This Reactis::Cimpl::Sub has been freed");
   if (!RB_TYPE_P(klass, T_CLASS)) rb_raise(rb_eTypeError, "expected a Class");
-  Check_Type(pending, T_ARRAY);
-  rb_check_frozen(pending);
+  Check_Type(cache, T_ARRAY);
+  rb_check_frozen(cache);
+  if (RARRAY_LEN(cache) < 2) rb_raise(rb_eArgError, "the cache needs two slots");
   if (max < 1 || max > 65536) rb_raise(rb_eArgError, "max_events must be 1..65536");
   rb_encoding *e = NIL_P(enc) ? NULL : rb_to_encoding(enc);
+  int encidx = e ? rb_enc_to_index(e) : rb_ascii8bit_encindex();
   VALUE tmpbuf = 0;
+  /* Not cleared: the core fills every field of the events it returns. */
   rx_event *evs = ALLOCV_N(rx_event, tmpbuf, max);
-  memset(evs, 0, (size_t)max * sizeof *evs);
   size_t n = 0;
   int rc = rx_sub_next_batch(h, timeout_ms, evs, (size_t)max, &n);
   long others = 0;
+  VALUE out;
   if (rc == RX_OK) {
+    out = rb_ary_new_capa((long)n);
     for (size_t i = 0; i < n; i++) {
       const rx_event *ev = &evs[i];
       if ((ev->kind != RX_EV_MESSAGE && ev->kind != RX_EV_PMESSAGE &&
            ev->kind != RX_EV_SMESSAGE) || !ev->channel) {
-        rb_ary_push(pending, rxg_rb_event(ev)); /* a gap */
+        rb_ary_push(out, rxg_rb_event(ev)); /* a gap */
         others++;
         continue;
       }
+      VALUE ch = rxg_rb_cached(cache, 0, ev->channel, ev->channel_len, e, encidx);
+      VALUE data = rxg_rb_frozen(ev->data ? ev->data : "", ev->data_len, e);
       VALUE m = rb_obj_alloc(klass);
-      rb_ivar_set(m, rxg_rb_id_channel, rxg_rb_frozen(ev->channel, ev->channel_len, e));
-      rb_ivar_set(m, rxg_rb_id_data, rxg_rb_frozen(ev->data ? ev->data : "", ev->data_len, e));
+      rb_ivar_set(m, rxg_rb_id_channel, ch);
+      rb_ivar_set(m, rxg_rb_id_data, data);
       if (ev->kind == RX_EV_PMESSAGE) {
         rb_ivar_set(m, rxg_rb_id_kind, rxg_rb_sym_pmessage);
         if (ev->pattern)
-          rb_ivar_set(m, rxg_rb_id_pattern, rxg_rb_frozen(ev->pattern, ev->pattern_len, e));
+          rb_ivar_set(m, rxg_rb_id_pattern,
+                      rxg_rb_cached(cache, 1, ev->pattern, ev->pattern_len, e, encidx));
       } else if (ev->kind == RX_EV_SMESSAGE) {
         rb_ivar_set(m, rxg_rb_id_kind, rxg_rb_sym_smessage);
       }
-      rb_ary_push(pending, m);
+      rb_ary_push(out, m);
     }
+  } else {
+    out = rb_ary_new();
   }
   ALLOCV_END(tmpbuf);
   /* What the shared %exception does (it does not cover the functions of
@@ -864,8 +898,12 @@ static VALUE sub_drain(VALUE sub, int timeout_ms, long max, VALUE klass, VALUE e
    * interrupts on RX_EINTR. */
   rxg_note_sub(h, rc);
   if (rxg_last.code < 0) RXG_RAISE(rxg_last.code, rxg_last.msg);
-  if (rc == RX_EINTR) RXG_CHECK_SIGNALS();
-  return rb_assoc_new(INT2NUM(rc), LONG2NUM(others));
+  if (rc == RX_EINTR) (void)RXG_CHECK_SIGNALS();
+  VALUE res = rb_ary_new_capa(3);
+  rb_ary_push(res, INT2NUM(rc));
+  rb_ary_push(res, out);
+  rb_ary_push(res, LONG2NUM(others));
+  return res;
 }
 %}
 

@@ -170,9 +170,8 @@ module Reactis
       payload = Internal.bytes(payload, "payload")
       when_ms, flags = due(delay, at)
       flags |= SCHED_REPLACE if replace
-      rc, out_id, outcome, due_ms = with_handle do |h|
-        h.schedule(id.nil? ? nil : message_id(id), payload, when_ms, flags)
-      end
+      mid = id.nil? ? nil : message_id(id)
+      rc, out_id, outcome, due_ms = settled { |h| h.schedule(mid, payload, when_ms, flags) }
       raise Internal.interrupted(rc, "schedule") unless rc == Cimpl::OK
       Scheduled.new(Internal.recode(out_id, @encoding), OUTCOMES.fetch(outcome, :added), due_ms)
     end
@@ -219,19 +218,22 @@ module Reactis
     # Removes a waiting message: true when it was waiting, false when not
     # (unknown, already delivered, dead).
     def cancel(id)
-      found?(with_handle { |h| h.cancel(message_id(id)) }, "cancel")
+      mid = message_id(id)
+      found?(settled { |h| h.cancel(mid) }, "cancel")
     end
 
     # Moves a waiting message to a new due time: delay seconds from now or at
     # a Time. true when it was waiting, false when not.
     def reschedule(id, delay: nil, at: nil)
       when_ms, flags = due(delay, at)
-      found?(with_handle { |h| h.reschedule(message_id(id), when_ms, flags) }, "reschedule")
+      mid = message_id(id)
+      found?(settled { |h| h.reschedule(mid, when_ms, flags) }, "reschedule")
     end
 
     # Makes a waiting message due now. true when it was waiting.
     def run_now(id)
-      found?(with_handle { |h| h.run_now(message_id(id)) }, "run_now")
+      mid = message_id(id)
+      found?(settled { |h| h.run_now(mid) }, "run_now")
     end
 
     # ---------------------------------------------------------------- consuming
@@ -267,7 +269,7 @@ module Reactis
     # redelivered meanwhile (the ack is refused).
     def ack(job)
       tok = token(job)
-      rc = with_handle { |h| h.ack(tok) }
+      rc = settled { |h| h.ack(tok) }
       raise Internal.interrupted(rc, "ack") unless rc == Cimpl::OK
       true
     end
@@ -278,7 +280,8 @@ module Reactis
     def ack_many(jobs)
       tokens = jobs.map { |j| token(j) }
       return 0 if tokens.empty?
-      rc, acked = with_handle { |h| h.ack_many(tokens.join(" ")) }
+      joined = tokens.join(" ")
+      rc, acked = settled { |h| h.ack_many(joined) }
       raise Internal.interrupted(rc, "ack_many") unless rc == Cimpl::OK || rc == Cimpl::ESTALE
       acked
     end
@@ -299,7 +302,8 @@ module Reactis
     def retry(job, delay: nil, error: nil)
       tok = token(job)
       delay_ms = delay.nil? ? -1 : Internal.ms(delay, "delay")
-      rc, dead = with_handle { |h| h.retry(tok, delay_ms, error_text(error)) }
+      text = error_text(error)
+      rc, dead = settled { |h| h.retry(tok, delay_ms, text) }
       raise Internal.interrupted(rc, "retry") unless rc == Cimpl::OK
       dead == 1 ? :dead : :retry
     end
@@ -307,7 +311,8 @@ module Reactis
     # The handler failed for good: straight to the dead letters.
     def fail(job, error = nil)
       tok = token(job)
-      rc = with_handle { |h| h.fail(tok, error_text(error)) }
+      text = error_text(error)
+      rc = settled { |h| h.fail(tok, text) }
       raise Internal.interrupted(rc, "fail") unless rc == Cimpl::OK
       true
     end
@@ -318,7 +323,7 @@ module Reactis
     def extend_lease(job, seconds = nil)
       tok = token(job)
       ms = seconds.nil? ? 0 : Internal.ms(seconds, "seconds")
-      rc = with_handle { |h| h.extend(tok, ms) }
+      rc = settled { |h| h.extend(tok, ms) }
       raise Internal.interrupted(rc, "extend_lease") unless rc == Cimpl::OK
       true
     end
@@ -370,7 +375,7 @@ module Reactis
     # Up to limit dead letters (Jobs), oldest first, after the token after.
     def dead_letters(after: nil, limit: 100)
       raise ArgumentError, "limit must be an Integer in 1..1000" unless limit.is_a?(Integer) && limit.between?(1, 1000)
-      rc, jobs = with_handle { |h| h.dead_list(after, limit) }
+      rc, jobs = settled { |h| h.dead_list(after, limit) }
       raise Internal.interrupted(rc, "dead_letters") unless rc == Cimpl::OK
       jobs.map { |j| Job.new(self, j, @encoding) }
     end
@@ -379,7 +384,8 @@ module Reactis
     # due after delay seconds, with fresh attempt counters. Returns how many.
     def requeue_dead(job = nil, delay: 0)
       tok = job.nil? ? nil : token(job)
-      rc, count = with_handle { |h| h.dead_requeue(tok, Internal.ms(delay, "delay")) }
+      delay_ms = Internal.ms(delay, "delay")
+      rc, count = settled { |h| h.dead_requeue(tok, delay_ms) }
       return 0 if rc == Cimpl::NOMATCH
       raise Internal.interrupted(rc, "requeue_dead") unless rc == Cimpl::OK
       count
@@ -388,7 +394,7 @@ module Reactis
     # Deletes dead letters (one by token or Job, or all). Returns how many.
     def purge_dead(job = nil)
       tok = job.nil? ? nil : token(job)
-      rc, count = with_handle { |h| h.dead_purge(tok) }
+      rc, count = settled { |h| h.dead_purge(tok) }
       return 0 if rc == Cimpl::NOMATCH
       raise Internal.interrupted(rc, "purge_dead") unless rc == Cimpl::OK
       count
@@ -400,7 +406,7 @@ module Reactis
     # :in_flight, :dead, :lag_ms, :consumers, :next_due_ms (-1 if none),
     # :now_ms, :acked, :failures, :crashes, :dead_total.
     def stats
-      rc, stats = with_handle(&:stats)
+      rc, stats = settled(&:stats)
       raise Internal.interrupted(rc, "stats") unless rc == Cimpl::OK
       stats
     end
@@ -412,7 +418,30 @@ module Reactis
       w.nil? || w.empty? ? nil : w
     end
 
+    # How often #settled runs a call again before it reports the interruption.
+    RETRIES = 20
+
     private
+
+    # Runs a call that does not wait for messages (everything but #fetch)
+    # and runs it again when its status is RX_EINTR or RX_WOKEN while
+    # nothing was raised. Those statuses come only from the steps before the
+    # command is written (connecting, loading the script), so nothing was
+    # done and running it again is safe. By then the glue has run Ruby's
+    # interrupts: a trap handler that raises, Thread#kill and Timeout end
+    # the call there; a trap handler that only sets a flag lets it finish.
+    # Raising Reactis::Interrupted instead made producers see "interrupted"
+    # with no signal sent: after a stale wakeup byte, or (before the glue
+    # retried such calls itself) when Ruby merely had an interrupt pending.
+    def settled
+      result = nil
+      RETRIES.times do
+        result = with_handle { |h| yield h }
+        rc = result.is_a?(Array) ? result.first : result
+        return result unless rc == Cimpl::EINTR || rc == Cimpl::WOKEN
+      end
+      result
+    end
 
     def apply(handle, options)
       conn = {}

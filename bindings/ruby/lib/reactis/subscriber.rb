@@ -31,6 +31,9 @@ module Reactis
     include HandleOwner
     include Enumerable
 
+    EMPTY = [].freeze
+    private_constant :EMPTY
+
     # The handlers of the block form of #subscribe and friends, named as in
     # redis-rb: on.message, on.pmessage, on.smessage, on.subscribe,
     # on.psubscribe, on.ssubscribe, on.unsubscribe, on.punsubscribe,
@@ -60,6 +63,11 @@ module Reactis
       def handles?(name)
         @blocks.key?(name)
       end
+
+      # Internal: the handler for name, or nil.
+      def [](name)
+        @blocks[name]
+      end
     end
 
     def initialize(url = "redis://localhost:6379", health_check_interval: nil,
@@ -77,7 +85,12 @@ module Reactis
       }.merge(options))
       @batch = batch_size
       @encoding = Internal.encoding(encoding)
-      @pending = []
+      # Read ahead: @buf[@pos..] are the Messages not delivered yet (see
+      # Cimpl.sub_drain); @cache keeps the last channel and pattern String.
+      @buf = EMPTY
+      @pos = 0
+      @cache = [nil, nil]
+      @changed = false
       @stop = false
       @reader = nil
       @description = Cimpl.url_redact(url)
@@ -167,8 +180,11 @@ module Reactis
     # The next Message, waiting up to timeout seconds (0: do not wait, nil:
     # until one arrives or #wakeup). nil on timeout, wakeup or close.
     def next_message(timeout: 0)
-      check_timeout(timeout)
-      return @pending.shift unless @pending.empty?
+      check_timeout(timeout) unless timeout.equal?(0)
+      if (pos = @pos) < (buf = @buf).size
+        @pos = pos + 1
+        return buf[pos]
+      end
       raise Internal.state_error("the subscriber is closed") if @closing
       reading { fetch(timeout) }
     end
@@ -181,20 +197,27 @@ module Reactis
       check_timeout(timeout)
       return enum_for(:each_message, timeout: timeout) unless block_given?
       raise Internal.state_error("the subscriber is closed") if @closing
-      pending = @pending
       reading do
-        # while, not loop: no block call per message.
-        while (msg = pending.shift || fetch(timeout))
+        # One C call fills @buf (Cimpl.sub_drain); per message only an index
+        # moves, in a while loop (no block call, no method call of its
+        # own). @pos is the truth, moved before each yield: a block that
+        # breaks, raises or calls #next_message itself leaves it right.
+        while true
+          while (pos = @pos) < (buf = @buf).size
+            @pos = pos + 1
+            yield buf[pos]
+          end
+          msg = fetch(timeout)
+          break if msg.nil?
           yield msg
         end
       end
       self
     end
     alias listen each_message
-
-    def each(&block)
-      each_message(&block)
-    end
+    # An alias, not a method that passes its block on: a block passed on
+    # becomes a Proc, and yielding to a Proc costs more per message.
+    alias each each_message
 
     # ---------------------------------------------------------------- routing
 
@@ -309,6 +332,7 @@ module Reactis
     end
 
     def remove(verb, names)
+      @changed = true
       with_handle do |h|
         if names.empty?
           h.public_send(verb, nil)
@@ -324,25 +348,39 @@ module Reactis
     end
 
     # The block form's loop: until no subscription is left, #stop or #close.
+    # The handlers are looked up once; per message the loop is that of
+    # #each_message plus one Proc#call. The subscription count is looked at
+    # again only after an unsubscribe.
     def dispatch(handlers)
       outer = @handlers
       @handlers = handlers
+      @changed = true
+      on_message = handlers[:message]
+      on_pmessage = handlers[:pmessage]
+      on_smessage = handlers[:smessage] || on_message
+      on_gap = handlers[:gap]
       reading do
-        loop do
-          break if @closing || subscription_count.zero?
-          msg = @pending.shift || fetch(nil, stop_when_unsubscribed: true)
-          break if msg.nil?
-          case msg.kind
-          when :message then handlers.call(:message, msg.channel, msg.data)
-          when :pmessage then handlers.call(:pmessage, msg.pattern, msg.channel, msg.data)
-          when :smessage
-            if handlers.handles?(:smessage)
-              handlers.call(:smessage, msg.channel, msg.data)
-            else
-              handlers.call(:message, msg.channel, msg.data)
-            end
-          when :gap then handlers.call(:gap, msg)
+        while true
+          break if @closing
+          if @changed
+            @changed = false
+            break if subscription_count.zero?
           end
+          # @pos is the truth, moved before each handler runs (a handler
+          # that raises or reads with #next_message leaves it right);
+          # close and unsubscribe are seen before the next message.
+          while (pos = @pos) < (buf = @buf).size && !@closing && !@changed
+            @pos = pos + 1
+            msg = buf[pos]
+            case msg.kind
+            when :message then on_message&.call(msg.channel, msg.data)
+            when :pmessage then on_pmessage&.call(msg.pattern, msg.channel, msg.data)
+            when :smessage then on_smessage&.call(msg.channel, msg.data)
+            when :gap then on_gap&.call(msg)
+            end
+          end
+          next if @pos < @buf.size
+          break unless refill(nil, true)
         end
       end
       self
@@ -350,44 +388,52 @@ module Reactis
       @handlers = outer
     end
 
-    # The next event, waiting up to timeout seconds (nil = forever) in
-    # slices; nil on timeout, wakeup or close.
-    def fetch(timeout, stop_when_unsubscribed: false)
+    # The next Message, read ahead with the rest of its batch, which stays in
+    # @buf; nil on timeout, wakeup or close.
+    def fetch(timeout)
+      return nil unless refill(timeout, false)
+      @pos = 1
+      @buf[0]
+    end
+
+    # Reads a batch into @buf, waiting up to timeout seconds (nil = forever)
+    # in slices; false on timeout, wakeup or close.
+    def refill(timeout, stop_when_unsubscribed)
       deadline = timeout && Internal.monotonic + timeout
-      loop do
+      while true
         if @stop
           @stop = false
-          return nil
+          return false
         end
-        return nil if @closing
-        return nil if stop_when_unsubscribed && subscription_count.zero?
+        return false if @closing
+        return false if stop_when_unsubscribed && subscription_count.zero?
         ms = if deadline
                [[((deadline - Internal.monotonic) * 1000).ceil, 0].max, Internal::SLICE_MS].min
              else
                Internal::SLICE_MS
              end
-        # One C call per batch (one GVL release): the messages are appended
-        # to @pending as Message objects made in C; gaps as event Arrays.
-        start = @pending.size
-        rc, others = with_handle { |h| Cimpl.sub_drain(h, ms, @batch, Message, @encoding, @pending) }
-        if rc == Cimpl::OK
-          convert_events(start) if others.positive?
-          return @pending.shift unless @pending.empty?
+        # One C call per batch (one GVL release), the Messages made in C.
+        rc, events, others = with_handle { |h| Cimpl.sub_drain(h, ms, @batch, Message, @encoding, @cache) }
+        if rc == Cimpl::OK && !events.empty?
+          convert_events(events) if others.positive?
+          @buf = events
+          @pos = 0
+          return true
         end
         # RX_WOKEN: #wakeup (then @stop is set) or a stale wakeup: look again.
         # RX_EINTR: Ruby's interrupts were handled in the glue and none
         # raised. RX_TIMEOUT: one slice is over.
-        return nil if deadline && Internal.monotonic >= deadline
+        return false if deadline && Internal.monotonic >= deadline
       end
     rescue StateError
       raise unless @closing
-      nil
+      false
     end
 
-    # Turns the event Arrays sub_drain appended (gaps) into Messages.
-    def convert_events(start)
-      (start...@pending.size).each do |i|
-        ev = @pending[i]
+    # Turns the event Arrays of a drain (gaps) into Messages, in place.
+    def convert_events(events)
+      events.each_index do |i|
+        ev = events[i]
         next unless ev.is_a?(Array)
         msg = Message.from_event(ev, @encoding)
         if msg.gap?
@@ -396,7 +442,7 @@ module Reactis
               "published during the last #{msg.gap_end_ms - msg.gap_start_ms} ms may have been missed"
           end
         end
-        @pending[i] = msg
+        events[i] = msg
       end
     end
   end

@@ -256,9 +256,10 @@ module Reactis
     end
 
     # Calls that do not wait are tried again when they come back RX_EINTR
-    # without having run: the GVL trampoline refuses to start while Ruby has
-    # an interrupt pending (another thread's time slice, a trap handler that
-    # did not raise), and those interrupts have been handled by then.
+    # or RX_WOKEN: both come only from the queue's steps before a command is
+    # written (connecting, loading the script), after a trap handler that
+    # did not raise or a stale wakeup byte, and Ruby's interrupts have been
+    # handled by then (as Queue#settled).
     RETRIES = 20
 
     private
@@ -268,7 +269,7 @@ module Reactis
       RETRIES.times do
         result = with_handle { |h| yield h }
         rc = result.is_a?(Array) ? result.first : result
-        return result unless rc == Cimpl::EINTR
+        return result unless rc == Cimpl::EINTR || rc == Cimpl::WOKEN
       end
       result
     end
