@@ -130,7 +130,10 @@ module Reactis
       name = name.to_s if name.is_a?(Symbol)
       raise TypeError, "queue name must be a String, not #{name.class}" unless name.is_a?(String)
       if name.empty? || name.bytesize > 200 || name.include?("{") || name.include?("}") || name.include?("\0")
-        raise ArgumentError, "queue name must be 1..200 bytes without '{', '}' or NUL: #{name.inspect}"
+        # The core's own check and error (Python gets the same from C); NUL is
+        # refused here because the name crosses into C as a C string.
+        raise InvalidArgumentError, "invalid queue name: 1..200 bytes without '{', '}' or NUL " \
+                                    "are allowed: #{name.inspect}"
       end
       url ||= ENV.fetch("REDIS_URL", "redis://localhost:6379")
       @name = name.dup.freeze
