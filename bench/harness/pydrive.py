@@ -134,7 +134,7 @@ def reactis_consume(a, batched):
             count += len(jobs)
             out.flush()
     else:
-        # The documented default: one job at a time, acked by the with block.
+        # The documented default: jobs() picks its batch, the with block acks.
         for job in q.jobs():
             with job:
                 out.line(job.payload, None, job.due_ms)
