@@ -35,9 +35,10 @@ DEB_PINS=("ruby-redis=4.8.0-1" "ruby-hiredis" "ruby-sidekiq=6.4.1+dfsg-1")
 
 # ------------------------------------------------------------------ build (always)
 say "building reactis and the bench drivers (build-bench/)"
-if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRX_BUILD_TESTS=ON >"$BUILD.log" 2>&1 &&
-       cmake --build "$BUILD" -j2 --target reactis_static queue_bench sub_bench >>"$BUILD.log" 2>&1; }; then
-  echo "build failed (see $BUILD.log); reactis C will be skipped" >&2
+mkdir -p "$BUILD"
+if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DRX_BUILD_TESTS=ON >"$BUILD/bench-build.log" 2>&1 &&
+       cmake --build "$BUILD" -j2 --target reactis_static queue_bench sub_bench >>"$BUILD/bench-build.log" 2>&1; }; then
+  echo "build failed (see $BUILD/bench-build.log); reactis C will be skipped" >&2
 fi
 if [ -f "$BUILD/libreactis.a" ] && { [ ! -x "$BUILD/rxdrive" ] || [ "$HERE/harness/rxdrive.c" -nt "$BUILD/rxdrive" ] ||
                                      [ "$BUILD/libreactis.a" -nt "$BUILD/rxdrive" ]; }; then
@@ -94,5 +95,8 @@ if [ "$INSTALL" = 1 ] && ! PYTHONPATH="$ROOT/bindings/python" "$PYBIN" -c 'impor
 fi
 
 # ------------------------------------------------------------------ run
-say "running the cases"
-exec "$PYBIN" "$HERE/harness/run.py" --args "$(printf ' %s' "$@")" "${PASS[@]+"${PASS[@]}"}"
+say "running the cases (setup took ${SECONDS} s)"
+rc=0
+"$PYBIN" "$HERE/harness/run.py" --args "$(printf ' %s' "$@")" "${PASS[@]+"${PASS[@]}"}" || rc=$?
+say "bench/run.sh took ${SECONDS} s in all (build and installs included)"
+exit "$rc"

@@ -89,6 +89,95 @@ def test_jobs_batch_and_early_exit_gives_back(url, qname):
         assert list(q.jobs(batch=3, timeout=0.2)) == []
 
 
+def test_jobs_default_prefetches_and_acks_in_batches(url, qname):
+    """The default jobs() loop fetches more than one job per round trip once
+    it has seen that the handler is fast, and its `with job:` acks all
+    reach the server by the end of the loop."""
+    n = 300
+    with reactis.Queue(qname, url) as q:
+        q.schedule_many([b"%d" % i for i in range(n)])
+        got, most_in_flight = 0, 0
+        for job in q.jobs(timeout=0.5):
+            with job:
+                got += 1
+            if got % 50 == 0:
+                most_in_flight = max(most_in_flight, q.stats().in_flight)
+        st = q.stats()
+        assert got == n
+        assert st.acked == n and st.in_flight == 0 and st.ready == 0
+        # Prefetched (and done but not yet acked) jobs are in flight at once:
+        # with one fetch and one ack per job this stays at 1.
+        assert most_in_flight > 1
+
+
+def test_jobs_deferred_acks_are_never_lost(url, qname):
+    """A loop that dies with `with job:` acks not yet sent (no flush, no
+    give-back: the generator is left suspended, as in a crash) loses
+    nothing: those jobs are delivered again after the visibility timeout."""
+    n = 200
+    with reactis.Queue(qname, url, visibility_timeout=1, consumer="crashed") as q1, \
+            reactis.Queue(qname, url, visibility_timeout=1, consumer="other") as q2:
+        q1.schedule_many([{"payload": b"%d" % i, "id": "m%d" % i} for i in range(n)])
+        it = q1.jobs(timeout=2)
+        done = set()
+        # Warm the adaptive batch up, then stop mid-batch without resuming.
+        for _ in range(150):
+            job = next(it)
+            with job:
+                done.add(job.id)
+        acked_at_crash = q1.stats().acked
+        assert acked_at_crash < len(done)  # some done jobs were not acked yet
+        seen = set()
+        deadline = time.monotonic() + 10
+        while len(seen) < n - acked_at_crash and time.monotonic() < deadline:
+            jobs = q2.fetch(100, timeout=0.5)
+            seen.update(j.id for j in jobs)
+            q2.ack_many(jobs)
+        # Everything not acked before the "crash" is delivered again,
+        # including the jobs whose `with` block had ended.
+        assert len(seen) == n - acked_at_crash
+        assert len(done & seen) == len(done) - acked_at_crash
+        assert len(done | seen) == n
+        it.close()  # its deferred acks are now stale: refused and logged
+        assert q1.stats().in_flight == 0
+
+
+def test_jobs_early_exit_acks_done_jobs_at_once(url, qname):
+    with reactis.Queue(qname, url) as q:
+        q.schedule_many([b"%d" % i for i in range(300)])
+        got = 0
+        for job in q.jobs(timeout=2):
+            with job:
+                got += 1
+            if got == 250:
+                break
+        st = q.stats()
+        # The 250 done are acked, the prefetched rest given back: none is
+        # left in flight to wait for its visibility timeout.
+        assert st.acked == 250 and st.in_flight == 0
+        rest = q.fetch(100, timeout=5)
+        assert len(rest) == 50
+        q.ack_many(rest)
+
+
+def test_jobs_extend_sends_deferred_acks_first(url, qname):
+    with reactis.Queue(qname, url) as q:
+        q.schedule_many([b"%d" % i for i in range(300)])
+        it = q.jobs(timeout=2)
+        for _ in range(200):
+            with next(it):
+                pass
+        job = next(it)
+        job.extend(60)
+        st = q.stats()
+        # Only the job being extended and the prefetched ones are in flight.
+        assert st.acked == 200
+        with job:
+            pass
+        it.close()
+        assert q.stats().acked == 201
+
+
 def test_handler_failure_backoff_then_dead_letter(url, qname, caplog):
     caplog.set_level(logging.INFO, logger="reactis")
     times = []

@@ -10,7 +10,7 @@ module translates::
     q = reactis.Queue("emails", url="redis://localhost:6379/0")
     q.schedule(b'{"to": "a@example.com"}', delay=30, id="welcome:42")
 
-    for job in q.jobs(batch=100): # until q.wakeup() / q.close() / Ctrl-C
+    for job in q.jobs():          # until q.wakeup() / q.close() / Ctrl-C
         with job:                 # acks on success, retries on an exception
             send(job.payload)
 
@@ -119,19 +119,24 @@ class Job:
 
     Used as a context manager, a job is acked when the block ends normally
     and retried (with backoff, the exception as its error) when it raises;
-    the exception propagates.
+    the exception propagates. For a job from :meth:`Queue.jobs` that ack is
+    sent with the rest of its batch (see there); :meth:`ack` always acks at
+    once.
     """
 
     __slots__ = ("_queue", "id", "payload", "attempt", "failures", "crashes",
-                 "due_ms", "enqueued_ms", "delivered_ms", "error", "token", "done")
+                 "due_ms", "enqueued_ms", "delivered_ms", "error", "token", "done", "_acks")
 
     def __init__(self, queue: "Queue", t: tuple) -> None:
         (self.id, self.payload, self.attempt, self.failures, self.crashes, self.due_ms,
          self.enqueued_ms, self.delivered_ms, error, self.token) = t
         self.error = error.decode("utf-8", "replace")
         self._queue = queue
-        #: True once acked, retried or failed through this object.
+        #: True once acked, retried or failed through this object (or, in a
+        #: :meth:`Queue.jobs` loop, once its ``with`` block ended normally).
         self.done = False
+        # The deferred acks of the jobs() loop that yielded this job, or None.
+        self._acks: Optional[List["Job"]] = None
 
     @property
     def due_at(self) -> Optional[_dt.datetime]:
@@ -172,6 +177,10 @@ class Job:
     def extend(self, seconds: Optional[float] = None) -> None:
         """Extends the lease: not reclaimed for *seconds* from now (None:
         one visibility timeout). For handlers that run long."""
+        # The deferred acks of the jobs done before this one go first: a
+        # handler that needs a longer lease must not leave them to time out.
+        if self._acks:
+            self._queue._flush_acks(self._acks)
         self._queue.extend(self, seconds)
 
     def __enter__(self) -> "Job":
@@ -181,7 +190,14 @@ class Job:
         if self.done:
             return
         if exc_type is None:
-            self.ack()
+            if self._acks is not None:
+                # In a jobs() loop: acked with its batch, before the next
+                # fetch. A crash before that redelivers the job after its
+                # visibility timeout; it cannot lose it.
+                self.done = True
+                self._acks.append(self)
+            else:
+                self.ack()
         elif issubclass(exc_type, Exception):
             self.retry(error="%s: %s" % (exc_type.__name__, exc))
         # KeyboardInterrupt, SystemExit: the worker is stopping, not the job
@@ -484,31 +500,99 @@ class Queue:
 
     def jobs(self, batch: Optional[int] = None, *, max: Optional[int] = None,
              timeout: Optional[float] = None) -> Iterator[Job]:
-        """Yields deliveries as they fall due, fetching up to *batch*
-        (1..1000, default 1) at a time; ends on :meth:`wakeup`,
+        """Yields deliveries as they fall due; ends on :meth:`wakeup`,
         :meth:`close`, or after *timeout* seconds without a delivery.
 
+        Jobs are fetched *batch* (1..1000) at a time. By default the batch
+        adapts as in :meth:`work`: 1 at first and for slow handlers, up to
+        100 for fast ones, so that a batch takes at most 5% of the
+        visibility timeout (and at most 1 s): prefetched jobs never wait
+        near their timeout, and a :meth:`wakeup` ends the loop within that
+        time. Leases of jobs still waiting in a batch that runs long are
+        extended.
+
         Each job must be acked, retried or failed (``with job:`` does it).
+        The acks of ``with`` blocks are sent together, in one round trip:
+        before the next fetch, once the batch has run for its window, before
+        :meth:`Job.extend`, and when the loop ends. Until then the job is
+        still pending on the server, so a crash makes it be delivered again
+        (after the visibility timeout), never lost. An explicit
+        :meth:`Job.ack` is sent at once.
+
         Leaving the loop early gives the fetched jobs not yet yielded back
         (retry with no delay), so none waits for its visibility timeout.
         *max* is the old name of *batch*."""
+        from .worker import adaptive_batch, lease_window
+
         if batch is None:
-            batch = 1 if max is None else max
+            batch = max
         elif max is not None:
             raise TypeError("give batch= or max=, not both")
-        self._live()
+        # Held for the acks: they still go out after close() from another
+        # thread (close() only drops the queue's reference to the handle).
+        handle = self._live()
+        adaptive = batch is None
+        size = 1 if batch is None else batch
+        visibility, window = lease_window(self)
         pending: List[Job] = []
+        acks: List[Job] = []
         try:
             while True:
-                pending = self.fetch(batch, timeout)
+                self._flush_acks(acks, handle)
+                pending = self.fetch(size, timeout)
                 if not pending:
                     return
+                n = len(pending)
+                fetched = lease_from = time.monotonic()
                 pending.reverse()
                 while pending:
-                    yield pending.pop()
+                    job = pending.pop()
+                    job._acks = acks
+                    yield job
+                    if not pending:
+                        break
+                    now = time.monotonic()
+                    if acks and now - fetched > window:
+                        # A batch slower than its window: acks go now
+                        # rather than sit while the next job runs.
+                        self._flush_acks(acks, handle)
+                    if now - lease_from > visibility / 2:
+                        for waiting in pending:
+                            self.extend(waiting)
+                        lease_from = now
+                if adaptive:
+                    size = adaptive_batch(window, n, time.monotonic() - fetched)
         finally:
+            # The acks first: a job done must not be given back.
+            self._flush_acks(acks, handle, raise_errors=False)
             if pending:
                 self._give_back(pending, "the consumer stopped before this job")
+
+    def _flush_acks(self, acks: List[Job], handle: Any = None, raise_errors: bool = True) -> None:
+        """Sends the deferred acks of a jobs() loop in one round trip. A
+        refused ack (the delivery was reclaimed after its visibility
+        timeout: it is delivered again) is logged; other errors are raised
+        (logged when *raise_errors* is false), and those jobs are delivered
+        again after their visibility timeout."""
+        if not acks:
+            return
+        batch = acks[:]
+        del acks[:]
+        for job in batch:
+            job._acks = None
+        try:
+            h = self._live() if handle is None else handle
+            with self._lock:
+                rc, acked = h.ack_many(" ".join(job.token for job in batch))
+        except Exception as e:  # noqa: BLE001 - re-raised or logged
+            if raise_errors:
+                raise
+            log.warning("queue %s: could not ack %d job(s) (%s); they are delivered again "
+                        "after the visibility timeout", self._name, len(batch), e)
+            return
+        if acked < len(batch):
+            log.warning("queue %s: %d ack(s) refused: those deliveries had been reclaimed "
+                        "after the visibility timeout", self._name, len(batch) - acked)
 
     def _give_back(self, jobs: List[Job], why: str) -> None:
         """Puts fetched jobs back on the schedule, due now (a retry: it

@@ -40,6 +40,22 @@ MAX_AUTO_BATCH = 100
 BATCH_SHARE = 0.05
 
 
+def lease_window(queue: "Queue") -> tuple:
+    """(visibility timeout, batch window) in seconds for *queue*: the
+    window is the time a prefetched batch may take, a small share of the
+    lease so that jobs waiting in a batch are never near their timeout."""
+    vt_ms = queue._options.get("visibility_timeout_ms")
+    visibility = (int(vt_ms) if vt_ms is not None else 30000) / 1000.0
+    return visibility, min(1.0, visibility * BATCH_SHARE)
+
+
+def adaptive_batch(window: float, n: int, elapsed: float) -> int:
+    """The next batch size after *n* jobs took *elapsed* seconds: as many
+    as fit in *window* at that pace, 1 to MAX_AUTO_BATCH."""
+    per_job = elapsed / max(n, 1)
+    return max(1, min(MAX_AUTO_BATCH, int(window / max(per_job, 1e-6))))
+
+
 class WorkerInterrupt(BaseException):
     """Raised inside a running handler when :meth:`Queue.work` is told to
     stop at once (a second SIGTERM/SIGINT, or the *grace* period ran out).
@@ -95,9 +111,7 @@ class Worker:
         self.timer: Optional[threading.Timer] = None
         self.grace_over = False
         self.signals_installed = False
-        vt_ms = queue._options.get("visibility_timeout_ms")
-        self.visibility = (int(vt_ms) if vt_ms is not None else 30000) / 1000.0
-        self.batch_seconds = min(1.0, self.visibility * BATCH_SHARE)
+        self.visibility, self.batch_seconds = lease_window(queue)
 
     # ---------------------------------------------------------------- control
 
@@ -227,8 +241,7 @@ class Worker:
     def _next_batch_size(self, size: int, n: int, elapsed: float) -> int:
         if self.batch is not None:
             return self.batch
-        per_job = elapsed / max(n, 1)
-        return max(1, min(MAX_AUTO_BATCH, int(self.batch_seconds / max(per_job, 1e-6))))
+        return adaptive_batch(self.batch_seconds, n, elapsed)
 
     def _take(self, n: int) -> int:
         """How many jobs this loop may still start (max_jobs), reserving them."""
