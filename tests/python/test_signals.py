@@ -173,3 +173,32 @@ def test_queue_worker_graceful_sigterm(url):
         q.close()
         print("stopped cleanly", n, flush=True)
         """, signal.SIGTERM, 0, "stopped cleanly")
+
+
+def test_calls_that_do_not_wait_survive_signals_whose_handler_returns(url):
+    # A signal whose handler returns (here SIGALRM every 200 us) makes the
+    # core give back RX_EINTR from whatever system call it was in. Calls that
+    # do not wait are tried again: every schedule and touch gets through, and
+    # none returns a result for a message that was never scheduled.
+    import reactis
+
+    hits = []
+    old = signal.signal(signal.SIGALRM, lambda *a: hits.append(1))
+    n = 3000
+    try:
+        with reactis.Queue("sigq-%d" % time.monotonic_ns(), url=url) as q, \
+                reactis.Timers("sigt-%d" % time.monotonic_ns(), url=url) as t:
+            signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+            try:
+                for i in range(n):
+                    r = q.schedule(b"p", id=b"m%d" % i, delay=3600)
+                    assert r.outcome == "added" and r.due_ms > 0
+                    assert t.touch(b"t%d" % i, 3600, b"d") is True
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            st = q.stats()
+            assert st.scheduled == n
+            assert t.stats().scheduled == n
+    finally:
+        signal.signal(signal.SIGALRM, old)
+    assert len(hits) > 100  # the signals did arrive during the calls

@@ -83,3 +83,19 @@ def interrupted(rc: int, what: str) -> Exception:
     from .errors import Interrupted
 
     return Interrupted("%s: %s" % (what, cimpl.strerror(rc)), rc, cimpl.errname(rc))
+
+
+def settled_call(handle: Any, lock: Any, method: str, args: Any) -> Any:
+    """Calls handle.method(*args) under lock, again (up to 20 times) while
+    it returns RX_EINTR or RX_WOKEN: for calls that do not wait, the core
+    returns those only before the command went out, so a repeat is safe.
+    Between tries Python runs any pending signal handler, which may raise
+    (KeyboardInterrupt). Raises Interrupted when it never gets through."""
+    rc: Any = None
+    with lock:
+        for _ in range(20):
+            result = getattr(handle, method)(*args)
+            rc = result[0] if isinstance(result, (list, tuple)) else result
+            if rc != cimpl.EINTR and rc != cimpl.WOKEN:
+                return result
+    raise interrupted(rc, method)

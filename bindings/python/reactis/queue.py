@@ -30,7 +30,8 @@ import warnings
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Union
 
 from . import cimpl
-from ._util import SLICE_MS, BytesLike, apply_options, check_url, interrupted, to_bytes
+from ._util import (SLICE_MS, BytesLike, apply_options, check_url, interrupted, settled_call,
+                    to_bytes)
 from .errors import StateError
 
 __all__ = ["Queue", "Job", "Scheduled", "QueueStats"]
@@ -334,9 +335,12 @@ class Queue:
         return h
 
     def _call(self, method: str, *args: Any) -> Any:
-        h = self._live()
-        with self._lock:
-            return getattr(h, method)(*args)
+        """One call that does not wait (everything but fetch). The core
+        returns RX_EINTR or RX_WOKEN from such a call only before it wrote
+        the command (a signal, or a wakeup byte meant for a fetch), so it is
+        tried again once the signal handlers have run and none raised;
+        :class:`~reactis.Interrupted` if it never gets through."""
+        return settled_call(self._live(), self._lock, method, args)
 
     @property
     def name(self) -> str:

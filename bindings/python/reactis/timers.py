@@ -33,7 +33,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from . import cimpl
-from ._util import SLICE_MS, BytesLike, apply_options, check_url, interrupted, to_bytes
+from ._util import SLICE_MS, BytesLike, apply_options, check_url, interrupted, settled_call, to_bytes
 from .errors import StateError
 from .queue import Job, QueueStats
 
@@ -134,17 +134,8 @@ class Timers:
         return h
 
     def _call(self, method: str, *args: Any) -> Any:
-        """One call; tried again when a signal interrupted it and its
-        handler did not raise (RX_EINTR: these calls do not wait, so the
-        call was cut short and is safe to repeat)."""
-        h = self._live()
-        with self._lock:
-            for _ in range(20):
-                result = getattr(h, method)(*args)
-                rc = result[0] if isinstance(result, list) else result
-                if rc != cimpl.EINTR:
-                    break
-            return result
+        """One call that does not wait: see Queue._call."""
+        return settled_call(self._live(), self._lock, method, args)
 
     @property
     def name(self) -> str:
