@@ -813,7 +813,7 @@ def ratio_text(rows, r):
 
 
 SUB_LABELS = {"reactis-c": "reactis C (rx_sub_next_batch)", "reactis-py": "reactis Python (get_messages)",
-              "reactis-rb": "reactis Ruby (next_message)"}
+              "reactis-rb": "reactis Ruby (each_message block)"}
 
 
 def label(r):
