@@ -812,7 +812,7 @@ def ratio_text(rows, r):
     return "%.3g" % q if q < 0.1 else "%.2f" % q
 
 
-SUB_LABELS = {"reactis-c": "reactis C (rx_sub_next_batch)", "reactis-py": "reactis Python (get_messages)",
+SUB_LABELS = {"reactis-c": "reactis C (rx_sub_next_batch)", "reactis-py": "reactis Python (listen)",
               "reactis-rb": "reactis Ruby (each_message block)"}
 
 
