@@ -162,14 +162,16 @@ static int in_room(rx_conn *c) {
   return RX_OK;
 }
 
-/* Parses the decimal length of a "$" or "*" header: digits only, or "-1".
+/* Parses the decimal length of a "$" or "*" header: digits only, or "-1",
+ * as hiredis's own string2ll accepts them.
  * 1 with *v, 0 when it is anything else. */
 static int header_len(const char *p, const char *end, long long *v) {
   if (end - p == 2 && p[0] == '-' && p[1] == '1') {
     *v = -1;
     return 1;
   }
-  if (p == end || end - p > 10) return 0; /* hiredis and Redis stop far below */
+  /* No leading zeros: hiredis refuses them (so we let it say so). */
+  if (p == end || end - p > 10 || (p[0] == '0' && end - p > 1)) return 0;
   long long n = 0;
   for (; p < end; p++) {
     if (*p < '0' || *p > '9') return 0;
@@ -186,6 +188,7 @@ static int header_len(const char *p, const char *end, long long *v) {
  * in many reads costs no rescans. A frame's elements are counted, not
  * nested, so no recursion and no depth limit here; hiredis applies its own. */
 static int scan_frame(rx_conn *c, size_t *flen) {
+  if (!c->in) return 0; /* nothing read on this link yet */
   const char *base = c->in + c->in_pos;
   size_t avail = c->in_len - c->in_pos;
   size_t off = c->scan_off;
