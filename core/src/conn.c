@@ -242,40 +242,37 @@ more:
   return 0;
 }
 
-/* One bulk string at *p (inside a complete, scanned frame): 1 with its
- * bytes, 0 when the element is something else (a nil, an integer...). */
-static int take_bulk(char **p, const char **s, size_t *n) {
-  char *q = *p;
-  if (*q != '$' || q[1] == '-') return 0;
+/* One whole bulk string at *p, before end: "$<len>\r\n<bytes>\r\n" with
+ * the length written as scan_frame accepts it. 1 with its bytes (and *p
+ * past it); 0 when it is incomplete or anything else. */
+static int take_bulk(const char **p, const char *end, const char **s, size_t *n) {
+  const char *q = *p;
+  if (q == end || *q != '$') return 0;
+  const char *d = ++q;
   size_t len = 0;
-  for (q++; *q != '\r'; q++) len = len * 10 + (size_t)(*q - '0');
+  while (q < end && *q >= '0' && *q <= '9' && q - d < 10) len = len * 10 + (size_t)(*q++ - '0');
+  if (q == d || (*d == '0' && q - d > 1) || end - q < 2 || q[0] != '\r' || q[1] != '\n') return 0;
   q += 2;
+  if ((size_t)(end - q) < len + 2 || q[len] != '\r' || q[len + 1] != '\n') return 0;
   *s = q;
   *n = len;
   *p = q + len + 2;
   return 1;
 }
 
+/* The common frames are read here in one pass, bounds checked as we go,
+ * without scan_frame; anything else (a message cut by the end of a read, a
+ * nil inside, another frame) is left to the general path, which handles
+ * every frame correctly, messages included. */
 int rx__conn_msg(rx_conn *c, rx_event *ev) {
-  if (c->raw || c->fd < 0) return 0;
-  size_t flen;
-  if (c->scan_off == 0 && c->in_len - c->in_pos < 4) return 0;
-  if (scan_frame(c, &flen) != 1) return 0;
-  /* scan_frame found the frame complete and forgot it; it is cheap to
-   * find again when this is not a message. */
-  char *p = c->in + c->in_pos;
-  int parts;
-  if (flen < 4 || p[0] != '*' || p[2] != '\r') return 0;
-  if (p[1] == '3')
-    parts = 3;
-  else if (p[1] == '4')
-    parts = 4;
-  else
+  if (c->raw || c->fd < 0 || !c->in) return 0;
+  const char *p = c->in + c->in_pos, *end = c->in + c->in_len;
+  if (end - p < 4 || p[0] != '*' || (p[1] != '3' && p[1] != '4') || p[2] != '\r' || p[3] != '\n')
     return 0;
-  char *q = p + 4;
-  const char *kind, *s[3];
+  int parts = p[1] - '0';
+  const char *q = p + 4, *kind, *s[3];
   size_t klen, n[3];
-  if (!take_bulk(&q, &kind, &klen)) return 0;
+  if (!take_bulk(&q, end, &kind, &klen)) return 0;
   int k;
   if (parts == 3 && klen == 7 && !memcmp(kind, "message", 7))
     k = RX_EV_MESSAGE;
@@ -286,7 +283,7 @@ int rx__conn_msg(rx_conn *c, rx_event *ev) {
   else
     return 0;
   for (int i = 0; i < parts - 1; i++)
-    if (!take_bulk(&q, &s[i], &n[i])) return 0;
+    if (!take_bulk(&q, end, &s[i], &n[i])) return 0;
   if (!ev) return 1;
   /* Ours now: end each string with a NUL over its "\r", as replies are. */
   for (int i = 0; i < parts - 1; i++) ((char *)s[i])[n[i]] = '\0';
@@ -302,7 +299,9 @@ int rx__conn_msg(rx_conn *c, rx_event *ev) {
   ev->channel_len = n[i];
   ev->data = s[i + 1];
   ev->data_len = n[i + 1];
-  c->in_pos += flen;
+  c->in_pos = (size_t)(q - c->in);
+  c->scan_off = 0; /* a partial scan was of this frame: it is gone */
+  c->scan_left = 0;
   c->pinned = 1;
   return 1;
 }
