@@ -132,7 +132,33 @@ struct rx_conn {
   int err;
   char errstr[256];
   long long last_io_ms;    /* monotonic ms of the last byte read */
+  /* Framed input (subscribers, see conn.c "framing"): bytes are read into
+   * `in` and cut into complete frames before anything is parsed, so
+   * pub/sub messages can be read in place and hiredis's reader only ever
+   * gets one whole frame at a time. Without `framed`, or once a frame we do
+   * not recognise arrives (`raw`), bytes go straight to the reader. */
+  int framed;              /* set by the owner before connecting */
+  int raw;                 /* the reader owns the byte stream of this link */
+  int pinned;              /* events borrow bytes of `in`: never move them */
+  char *in;                /* read, not yet handed out (binary) */
+  size_t in_pos, in_len, in_cap;
+  size_t scan_off;         /* bytes of the front frame already checked */
+  long long scan_left;     /* elements of the front frame still unchecked */
+  struct rx__retired *retired; /* buffers replaced while pinned */
+  long long last_io_wall;  /* wall-clock ms of the last byte read (framed) */
 };
+
+/* Framing (conn.c). rx__conn_msg: when the next frame is a complete
+ * message/pmessage/smessage of bulk strings, fills *ev borrowing the bytes
+ * (NUL-terminated), consumes it, pins the buffer and returns 1; ev NULL only
+ * tells whether one is there. 0 otherwise (nothing is consumed). The borrow
+ * lasts until rx__conn_unpin (or the conn is freed): closing the link or
+ * reading more never moves pinned bytes. */
+int rx__conn_msg(rx_conn *c, struct rx_event *ev);
+void rx__conn_unpin(rx_conn *c);
+/* Reads until a complete frame is buffered (at once in raw mode, where the
+ * caller reads through rx__conn_read). 0, or a wait/I/O status. */
+int rx__conn_wait_frame(rx_conn *c, long long deadline);
 
 /* Sets c->err and c->errstr; returns code. */
 int rx__conn_seterr(rx_conn *c, int code, const char *fmt, ...)

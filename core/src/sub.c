@@ -61,6 +61,7 @@ static int seterr(rx_sub *s, int code, const char *msg) {
 static void release_held(rx_sub *s) {
   for (size_t i = 0; i < s->held_count; i++) rx_reply_free(s->held[i]);
   s->held_count = 0;
+  rx__conn_unpin(&s->conn); /* events read in place borrowed the buffer */
 }
 
 static int hold(rx_sub *s, rx_reply *r) {
@@ -77,11 +78,29 @@ static int hold(rx_sub *s, rx_reply *r) {
 
 /* Deadline for the next expected frame: the health-check timeout, but never
  * shorter than the command timeout the user configured. */
-static long long expect_deadline(const rx_sub *s) {
+static int expect_ms(const rx_sub *s) {
   int t = s->conn.opts.health_timeout_ms;
   if (s->conn.opts.timeout_ms > t) t = s->conn.opts.timeout_ms;
   if (t <= 0) t = 3000;
-  return rx_monotonic_ms() + t;
+  return t;
+}
+
+static long long expect_deadline(const rx_sub *s) { return rx_monotonic_ms() + expect_ms(s); }
+
+/* A frame arrived: the link is alive. The time is that of the read that
+ * brought it (one clock read per read, not per frame). */
+static void alive(rx_sub *s) {
+  s->last_rx_ms = s->conn.last_io_ms;
+  s->last_good_wall = s->conn.last_io_wall;
+}
+
+/* The next message read in place from the connection's buffer, when one is
+ * there complete: no reply tree, no allocation. 1 with *ev, else 0. */
+static int take_direct(rx_sub *s, rx_event *ev) {
+  if (!rx__conn_msg(&s->conn, ev)) return 0;
+  alive(s);
+  s->expect_by = s->confirms || s->ping_out ? s->last_rx_ms + expect_ms(s) : 0;
+  return 1;
 }
 
 /* ---------------------------------------------------------------- life */
@@ -112,6 +131,7 @@ rx_sub *rx_sub_new(const char *url, char *errstr, size_t errstr_len) {
     return NULL;
   }
   rx__opts_free(&o);
+  s->conn.framed = 1; /* messages are read in place: see conn.c */
   return s;
 }
 
@@ -274,8 +294,7 @@ static int is_str(const rx_reply *r, const char *s, size_t n) {
 /* Classifies one frame. Messages go to the FIFO (the reply is kept);
  * everything else is consumed here. Returns 0 or an error to report. */
 static int handle_reply(rx_sub *s, rx_reply *r) {
-  s->last_rx_ms = rx_monotonic_ms();
-  s->last_good_wall = rx_now_ms();
+  alive(s);
   if (r->type == RX_REPLY_ERROR) {
     /* The reply to one of our commands (one per name), e.g. NOPERM for a
      * channel the ACL forbids, or NOAUTH. */
@@ -367,7 +386,13 @@ static int pump(rx_sub *s, long long deadline, int until_confirmed) {
       }
     }
     rx_reply *r = NULL;
-    int rc = rx__conn_read(&s->conn, &r, wait_until);
+    int rc = RX_OK;
+    if (!until_confirmed) {
+      /* A message that next_one can read in place is left for it. */
+      rc = rx__conn_wait_frame(&s->conn, wait_until);
+      if (rc == RX_OK && rx__conn_msg(&s->conn, NULL)) return RX_OK;
+    }
+    if (rc == RX_OK) rc = rx__conn_read(&s->conn, &r, wait_until);
     if (rc == RX_OK) {
       rc = handle_reply(s, r);
       if (rc != RX_OK) return rc;
@@ -419,6 +444,7 @@ static int next_one(rx_sub *s, long long deadline, rx_event *ev) {
       s->gap_pending = 0;
       return RX_OK;
     }
+    if (s->conn.fd >= 0 && take_direct(s, ev)) return RX_OK;
     if (rx_sub_count(s) == 0 && s->confirms == 0)
       return seterr(s, RX_ESTATE, "no subscriptions: subscribe before waiting for messages");
     if (s->conn.fd < 0) {
@@ -470,11 +496,20 @@ int rx_sub_next_batch(rx_sub *s, int timeout_ms, rx_event *evs, size_t max, size
   *n = 1;
   while (*n < max) {
     if (!s->fifo.count && s->conn.fd >= 0) {
-      /* Only what is already here: parsed replies, then one non-blocking
-       * read of the socket. */
+      /* Only what is already here: messages read in place, other frames,
+       * then one non-blocking read of the socket. */
+      if (!(s->gap_pending && s->confirms == 0) && take_direct(s, &evs[*n])) {
+        (*n)++;
+        continue;
+      }
       rx_reply *r = NULL;
       int brc = rx__conn_buffered(&s->conn, &r);
-      if (brc == RX_TIMEOUT) brc = rx__conn_read(&s->conn, &r, 0);
+      if (brc == RX_TIMEOUT && !s->conn.raw) {
+        brc = rx__conn_wait_frame(&s->conn, 0);
+        if (brc == RX_OK) continue; /* a whole frame now: read it above */
+      } else if (brc == RX_TIMEOUT) {
+        brc = rx__conn_read(&s->conn, &r, 0);
+      }
       if (brc == RX_OK) {
         if (handle_reply(s, r) != RX_OK) break;
         continue;

@@ -107,6 +107,75 @@ static void test_batch(void) {
   rx_sub_free(s);
 }
 
+/* Payload i of test_in_place: its index, then bytes that look like RESP
+ * framing (CRLF, "$", "*", NUL) so a parser that trusts content breaks. */
+static size_t in_place_payload(int i, char *buf, size_t cap) {
+  size_t n = (size_t)snprintf(buf, cap, "%d:", i);
+  size_t len = i % 50 == 7 ? 100000 : (size_t)(i % 3000); /* some exceed a read */
+  for (size_t k = 0; n < cap && k < len; k++) buf[n++] = "\r\n$*\0x"[(k + (size_t)i) % 6];
+  return n;
+}
+
+/* Messages read in place from the input buffer: long ones spanning many
+ * reads, binary ones, all three kinds interleaved with other frames; and the
+ * events of one batch stay valid while the subscriber reads more (a batch
+ * larger than the input buffer, then a subscribe that reads messages into
+ * the queue) until the next call. */
+static void test_in_place(void) {
+  rx_sub *s = new_sub(srv.url);
+  CHECK_EQ_INT(rx_sub_subscribe(s, "ip", 2), RX_OK);
+  CHECK_EQ_INT(rx_sub_psubscribe(s, "ip*", 3), RX_OK);
+  static char buf[110000], want[110000];
+  enum { N = 300 };
+  for (int i = 0; i < N; i++) {
+    size_t n = in_place_payload(i, buf, sizeof buf);
+    const char *argv[3] = {"PUBLISH", "ip", buf};
+    size_t lens[3] = {7, 2, n};
+    CHECK_EQ_INT(rx_conn_append(pub, 3, argv, lens), RX_OK);
+  }
+  rx_reply *r;
+  for (int i = 0; i < N; i++) {
+    CHECK_EQ_INT(rx_conn_get_reply(pub, &r), RX_OK);
+    rx_reply_free(r);
+  }
+  /* Each message comes twice: from the channel and from the pattern. */
+  static rx_event evs[2 * N];
+  size_t n = 0, total = 0;
+  CHECK_EQ_INT(rx_sub_next_batch(s, 2000, evs, 2 * N, &n), RX_OK);
+  total = n;
+  CHECKF(total >= 2, "first batch: %zu events", total);
+  /* Reading more (subscribing waits for a confirmation, queueing the
+   * messages that come first) must not move the bytes evs points to. */
+  CHECK_EQ_INT(rx_sub_subscribe(s, "other", 5), RX_OK);
+  for (size_t i = 0; i < total; i++) {
+    int idx = (int)(i / 2);
+    size_t wl = in_place_payload(idx, want, sizeof want);
+    CHECK_EQ_INT(evs[i].kind, i % 2 ? RX_EV_PMESSAGE : RX_EV_MESSAGE);
+    CHECK_MEM(evs[i].channel, evs[i].channel_len, "ip", 2);
+    CHECK_MEM(evs[i].data, evs[i].data_len, want, wl);
+    CHECK(evs[i].data[evs[i].data_len] == '\0' && evs[i].channel[evs[i].channel_len] == '\0');
+    if (i % 2) CHECK_MEM(evs[i].pattern, evs[i].pattern_len, "ip*", 3);
+  }
+  while (total < 2 * N) {
+    rx_event ev;
+    CHECK_EQ_INT(rx_sub_next(s, 2000, &ev), RX_OK);
+    size_t wl = in_place_payload((int)(total / 2), want, sizeof want);
+    CHECK_MEM(ev.data, ev.data_len, want, wl);
+    CHECK_EQ_INT(ev.kind, total % 2 ? RX_EV_PMESSAGE : RX_EV_MESSAGE);
+    total++;
+  }
+  /* A shard message read in place too. */
+  const char *sp[3] = {"SPUBLISH", "ip", "s"};
+  CHECK_EQ_INT(rx_sub_ssubscribe(s, "ip", 2), RX_OK);
+  CHECK_EQ_INT(rx_conn_call(pub, NULL, 3, sp, NULL), RX_OK);
+  rx_event ev;
+  CHECK_EQ_INT(rx_sub_next(s, 2000, &ev), RX_OK);
+  CHECK_EQ_INT(ev.kind, RX_EV_SMESSAGE);
+  CHECK_MEM(ev.data, ev.data_len, "s", 1);
+  CHECK_EQ_INT(rx_sub_next(s, 100, &ev), RX_TIMEOUT);
+  rx_sub_free(s);
+}
+
 static void test_restart_gap(void) {
   rxt_server s;
   CHECK(rxt_server_start(&s, NULL) == 0);
@@ -257,6 +326,7 @@ int main(void) {
   pub = rx_conn_new(srv.url, NULL, 0);
   RUN(test_roundtrip);
   RUN(test_batch);
+  RUN(test_in_place);
   RUN(test_restart_gap);
   RUN(test_health_check);
   RUN(test_wakeup_eintr);
