@@ -42,7 +42,7 @@ fuzz_tests() {  # each libFuzzer target for RX_FUZZ_SECONDS (default 30), from t
   CC=clang build build-fuzz -DRX_FUZZ=ON -DRX_ASAN=ON -DRX_UBSAN=ON -DRX_BUILD_BENCH=OFF || return 1
   local ok=0 secs=${RX_FUZZ_SECONDS:-30} work
   work=$(mktemp -d)
-  for t in url keyspace template reply; do
+  for t in url keyspace template reply frames; do
     mkdir -p "$work/$t"; cp tests/fuzz/corpus/$t/* "$work/$t/"
     if (cd "$work" && "$OLDPWD/build-fuzz/tests/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=5 \
           -rss_limit_mb=2048 -malloc_limit_mb=512 "$work/$t" >"$work/$t.log" 2>&1); then
