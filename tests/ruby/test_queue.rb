@@ -229,7 +229,7 @@ class TestQueue < ReactisTest
   end
 
   def test_wrong_arguments
-    assert_raises(ArgumentError) { Reactis::Queue.new("a{b}", url: @redis.url) }
+    assert_raises(Reactis::InvalidArgumentError) { Reactis::Queue.new("a{b}", url: @redis.url) }
     assert_raises(TypeError) { Reactis::Queue.new(42, url: @redis.url) }
     q = queue
     assert_raises(ArgumentError) { q.schedule("x", delay: 1, at: Time.now) }

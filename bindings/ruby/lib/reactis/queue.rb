@@ -129,11 +129,13 @@ module Reactis
     def initialize(name, url: nil, encoding: nil, **options)
       name = name.to_s if name.is_a?(Symbol)
       raise TypeError, "queue name must be a String, not #{name.class}" unless name.is_a?(String)
-      if name.empty? || name.bytesize > 200 || name.include?("{") || name.include?("}") || name.include?("\0")
-        # The core's own check and error (Python gets the same from C); NUL is
-        # refused here because the name crosses into C as a C string.
-        raise InvalidArgumentError, "invalid queue name: 1..200 bytes without '{', '}' or NUL " \
-                                    "are allowed: #{name.inspect}"
+      # A C string cannot carry NUL (Python's SWIG layer raises ValueError
+      # for it; ArgumentError is Ruby's equivalent: bad-input row 31).
+      raise ArgumentError, "queue name cannot contain NUL: #{name.inspect}" if name.include?("\0")
+      if name.empty? || name.bytesize > 200 || name.include?("{") || name.include?("}")
+        # The core's own check and error, as Python gets it from C (row 32).
+        raise InvalidArgumentError, "invalid queue name: 1..200 bytes without '{' or '}' are " \
+                                    "allowed: #{name.inspect}"
       end
       url ||= ENV.fetch("REDIS_URL", "redis://localhost:6379")
       @name = name.dup.freeze
