@@ -423,30 +423,7 @@ module Reactis
       w.nil? || w.empty? ? nil : w
     end
 
-    # How often #settled runs a call again before it reports the interruption.
-    RETRIES = 20
-
     private
-
-    # Runs a call that does not wait for messages (everything but #fetch)
-    # and runs it again when its status is RX_EINTR or RX_WOKEN while
-    # nothing was raised. Those statuses come only from the steps before the
-    # command is written (connecting, loading the script), so nothing was
-    # done and running it again is safe. By then the glue has run Ruby's
-    # interrupts: a trap handler that raises, Thread#kill and Timeout end
-    # the call there; a trap handler that only sets a flag lets it finish.
-    # Raising Reactis::Interrupted instead made producers see "interrupted"
-    # with no signal sent: after a stale wakeup byte, or (before the glue
-    # retried such calls itself) when Ruby merely had an interrupt pending.
-    def settled
-      result = nil
-      RETRIES.times do
-        result = with_handle { |h| yield h }
-        rc = result.is_a?(Array) ? result.first : result
-        return result unless rc == Cimpl::EINTR || rc == Cimpl::WOKEN
-      end
-      result
-    end
 
     def apply(handle, options)
       conn = {}

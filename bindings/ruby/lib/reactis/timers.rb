@@ -255,24 +255,7 @@ module Reactis
       stats
     end
 
-    # Calls that do not wait are tried again when they come back RX_EINTR
-    # or RX_WOKEN: both come only from the queue's steps before a command is
-    # written (connecting, loading the script), after a trap handler that
-    # did not raise or a stale wakeup byte, and Ruby's interrupts have been
-    # handled by then (as Queue#settled).
-    RETRIES = 20
-
     private
-
-    def settled
-      result = nil
-      RETRIES.times do
-        result = with_handle { |h| yield h }
-        rc = result.is_a?(Array) ? result.first : result
-        return result unless rc == Cimpl::EINTR || rc == Cimpl::WOKEN
-      end
-      result
-    end
 
     def apply(handle, options)
       conn = {}
