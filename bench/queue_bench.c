@@ -30,9 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/resource.h>
 
 #include "rx_private.h"
+#include "bench_util.h"
 #include "server.h"
 
 static rxt_server srv;
@@ -59,41 +59,6 @@ static void flush_all(void) {
   free(rxt_cmd(&srv, a));
 }
 
-static long long used_memory(void) {
-  const char *a[] = {"INFO", "memory", NULL};
-  char *r = rxt_cmd(&srv, a);
-  long long v = -1;
-  if (r) {
-    const char *p = strstr(r, "used_memory:");
-    if (p) v = atoll(p + strlen("used_memory:"));
-    free(r);
-  }
-  return v;
-}
-
-/* CPU seconds the server used (user + sys), to tell its share apart. */
-/* Resets INFO commandstats, so the next read covers one phase only. */
-static void reset_stats(void) {
-  const char *a[] = {"CONFIG", "RESETSTAT", NULL};
-  free(rxt_cmd(&srv, a));
-}
-
-/* usec_per_call of one command since reset_stats, or -1. */
-static double usec_per_call(const char *cmd) {
-  const char *a[] = {"INFO", "commandstats", NULL};
-  char *r = rxt_cmd(&srv, a);
-  double v = -1;
-  char pat[64];
-  snprintf(pat, sizeof pat, "cmdstat_%s:", cmd);
-  if (r) {
-    const char *p = strstr(r, pat);
-    if (p) p = strstr(p, "usec_per_call=");
-    if (p) v = atof(p + strlen("usec_per_call="));
-    free(r);
-  }
-  return v;
-}
-
 /* The machine's own noise: a thread that sleeps 1 ms at a time and records
  * by how much each sleep overran, while the lateness case runs. On a shared
  * machine a late message often is a descheduled process, not the queue. */
@@ -112,27 +77,6 @@ static void *probe(void *arg) {
         (b.tv_sec - a.tv_sec) * 1000000LL + (b.tv_nsec - a.tv_nsec) / 1000 - 1000;
   }
   return NULL;
-}
-
-static double server_cpu(void) {
-  const char *a[] = {"INFO", "cpu", NULL};
-  char *r = rxt_cmd(&srv, a);
-  double v = 0;
-  if (r) {
-    const char *p = strstr(r, "used_cpu_user:");
-    if (p) v += atof(p + strlen("used_cpu_user:"));
-    p = strstr(r, "used_cpu_sys:");
-    if (p) v += atof(p + strlen("used_cpu_sys:"));
-    free(r);
-  }
-  return v;
-}
-
-static double client_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-         ru.ru_stime.tv_usec / 1e6;
 }
 
 /* Schedules n messages in batches of `per` (sent as pipelined script calls
@@ -184,11 +128,6 @@ static double schedule_single(rx_queue *q, long count) {
 
 static int want(const char *name) { return !only || !strcmp(only, name); }
 
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--n")) N = atol(argv[i + 1]);
@@ -207,10 +146,10 @@ int main(int argc, char **argv) {
     flush_all();
     rx_queue *q = qopen("bench");
     batch_fill(q, N, 0, 0, 16);
-    double sc = server_cpu(), cc = client_cpu();
+    double sc = rxb_server_cpu(&srv), cc = rxb_client_cpu();
     double s = drain(q, N);
-    sc = server_cpu() - sc;
-    cc = client_cpu() - cc;
+    sc = rxb_server_cpu(&srv) - sc;
+    cc = rxb_client_cpu() - cc;
     printf("  drain (1 consumer, fetch 100)   %10.0f msg/s   goal >= 70000   "
            "(cpu: server %.0f%%, client %.0f%%)\n",
            N / s, 100 * sc / s, 100 * cc / s);
@@ -233,10 +172,10 @@ int main(int argc, char **argv) {
       double s = (rx_monotonic_ms() - t0) / 1000.0;
       printf("  (baseline: PING, one call each   %10.0f /s, the round-trip floor here)\n", n / s);
     }
-    double sc = server_cpu(), cc = client_cpu();
+    double sc = rxb_server_cpu(&srv), cc = rxb_client_cpu();
     double s = schedule_single(q, n);
-    sc = server_cpu() - sc;
-    cc = client_cpu() - cc;
+    sc = rxb_server_cpu(&srv) - sc;
+    cc = rxb_client_cpu() - cc;
     printf("  schedule, one call each          %10.0f msg/s   goal >= 20000   "
            "(cpu: server %.0f%%, client %.0f%%)\n",
            n / s, 100 * sc / s, 100 * cc / s);
@@ -246,11 +185,11 @@ int main(int argc, char **argv) {
     flush_all();
     rx_queue *q = qopen("bench");
     long long t0 = rx_monotonic_ms();
-    double sc = server_cpu(), cc = client_cpu();
+    double sc = rxb_server_cpu(&srv), cc = rxb_client_cpu();
     batch_fill_per(q, N, 3600000, 0, 100, 10000);
     double s = (rx_monotonic_ms() - t0) / 1000.0;
-    sc = server_cpu() - sc;
-    cc = client_cpu() - cc;
+    sc = rxb_server_cpu(&srv) - sc;
+    cc = rxb_client_cpu() - cc;
     printf("  schedule, batches of 10000       %10.0f msg/s   goal >= 200000  "
            "(cpu: server %.0f%%, client %.0f%%; server %.2f us/msg)\n",
            N / s, 100 * sc / s, 100 * cc / s, 1e6 * sc / N);
@@ -276,7 +215,7 @@ int main(int argc, char **argv) {
     probe_stop = 0;
     probe_n = 0;
     int probing = pthread_create(&pt, NULL, probe, NULL) == 0;
-    reset_stats();
+    rxb_reset_stats(&srv);
     /* Where a late message lost its time: already due when the fetch that
      * delivered it was called (the loop was busy or descheduled), promoted
      * late by the server (its clock at promotion), or in the reply's way
@@ -309,8 +248,8 @@ int main(int argc, char **argv) {
     }
     probe_stop = 1;
     if (probing) pthread_join(pt, NULL);
-    qsort(late, (size_t)N, sizeof *late, cmp_ll);
-    qsort(probe_us, (size_t)probe_n, sizeof probe_us[0], cmp_ll);
+    qsort(late, (size_t)N, sizeof *late, rxb_cmp_ll);
+    qsort(probe_us, (size_t)probe_n, sizeof probe_us[0], rxb_cmp_ll);
     printf("  lateness over 10 s (ms)          p50 %lld  p99 %lld  p99.9 %lld  max %lld  min %lld"
            "   goal p99 <= 5, max <= 25\n",
            late[N / 2], late[N * 99 / 100], late[N * 999 / 1000], late[N - 1], late[0]);
@@ -323,7 +262,7 @@ int main(int argc, char **argv) {
            due_before_call, promoted_late);
     printf("    server: %.1f us per script call (fetch or ack), %.1f us per XREADGROUP; "
            "1 ms sleeps on this machine overran by p99 %.1f, max %.1f ms\n",
-           usec_per_call("evalsha"), usec_per_call("xreadgroup"),
+           rxb_usec_per_call(&srv, "evalsha"), rxb_usec_per_call(&srv, "xreadgroup"),
            probe_n ? probe_us[probe_n * 99 / 100] / 1000.0 : -1.0,
            probe_n ? probe_us[probe_n - 1] / 1000.0 : -1.0);
     free(late);
@@ -333,9 +272,9 @@ int main(int argc, char **argv) {
   if (want("memory")) {
     flush_all();
     rx_queue *q = qopen("bench");
-    long long m0 = used_memory();
+    long long m0 = rxb_used_memory(&srv);
     batch_fill(q, N, 3600000, 0, 100);
-    long long m1 = used_memory();
+    long long m1 = rxb_used_memory(&srv);
     printf("  memory per waiting message       %10.1f B       goal <= 300 (100-byte payload)\n",
            (double)(m1 - m0) / N);
     rx_queue_free(q);

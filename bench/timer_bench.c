@@ -28,9 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "rx_private.h"
+#include "bench_util.h"
 #include "server.h"
 
 static rxt_server srv;
@@ -52,64 +52,9 @@ static void die(rx_timers *t, const char *what) {
   exit(1);
 }
 
-static long long used_memory(void) {
-  const char *a[] = {"INFO", "memory", NULL};
-  char *r = rxt_cmd(&srv, a);
-  long long v = -1;
-  if (r) {
-    const char *p = strstr(r, "used_memory:");
-    if (p) v = atoll(p + strlen("used_memory:"));
-    free(r);
-  }
-  return v;
-}
-
-static double server_cpu(void) {
-  const char *a[] = {"INFO", "cpu", NULL};
-  char *r = rxt_cmd(&srv, a);
-  double v = 0;
-  if (r) {
-    const char *p = strstr(r, "used_cpu_user:");
-    if (p) v += atof(p + strlen("used_cpu_user:"));
-    p = strstr(r, "used_cpu_sys:");
-    if (p) v += atof(p + strlen("used_cpu_sys:"));
-    free(r);
-  }
-  return v;
-}
-
-static double client_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
-         ru.ru_stime.tv_usec / 1e6;
-}
-
 static const char DATA[16] = "last-payload-016";
 
 static int dev_id(char *buf, size_t len, long i) { return snprintf(buf, len, "device:%ld", i); }
-
-/* Resets INFO commandstats, so the next read covers one phase only. */
-static void reset_stats(void) {
-  const char *a[] = {"CONFIG", "RESETSTAT", NULL};
-  free(rxt_cmd(&srv, a));
-}
-
-/* usec_per_call of one command since reset_stats, or -1. */
-static double usec_per_call(const char *cmd) {
-  const char *a[] = {"INFO", "commandstats", NULL};
-  char *r = rxt_cmd(&srv, a);
-  double v = -1;
-  char pat[64];
-  snprintf(pat, sizeof pat, "cmdstat_%s:", cmd);
-  if (r) {
-    const char *p = strstr(r, pat);
-    if (p) p = strstr(p, "usec_per_call=");
-    if (p) v = atof(p + strlen("usec_per_call="));
-    free(r);
-  }
-  return v;
-}
 
 static rx_conn *copen(void) {
   char err[256];
@@ -150,11 +95,6 @@ static uint64_t next_rand(uint64_t *seed) {
 
 static int want(const char *name) { return !only || !strcmp(only, name); }
 
-static int cmp_ll(const void *a, const void *b) {
-  long long x = *(const long long *)a, y = *(const long long *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* Touches ids [0, n) with ttl, in sends of `per`. */
 static void batch_touch(rx_timers *t, long n, long long ttl, long per, long offset) {
   for (long i = 0; i < n;) {
@@ -185,10 +125,10 @@ int main(int argc, char **argv) {
   rx_timers *t = topen("bench");
 
   /* The live timers: due in an hour, reset by the figures below. */
-  long long m0 = used_memory();
+  long long m0 = rxb_used_memory(&srv);
   long long f0 = rx_monotonic_ms();
   if (LIVE > 0) batch_touch(t, LIVE, 3600000, 10000, 0);
-  long long m1 = used_memory();
+  long long m1 = rxb_used_memory(&srv);
   printf("  arming %ld live timers           %10.1f s\n", LIVE,
          (rx_monotonic_ms() - f0) / 1000.0);
   if (want("memory") && LIVE > 0)
@@ -202,7 +142,7 @@ int main(int argc, char **argv) {
     rx_conn *c = copen();
     /* Baselines first, on the same ids as the touches below. */
     uint64_t seed = 777;
-    reset_stats();
+    rxb_reset_stats(&srv);
     long long t0 = rx_monotonic_ms();
     for (long i = 0; i < n; i++) {
       const char *a[1] = {"PING"};
@@ -228,11 +168,11 @@ int main(int argc, char **argv) {
       read_n(c, 2);
     }
     double raw_s = (rx_monotonic_ms() - t0) / 1000.0;
-    double ping_us = usec_per_call("ping"), zadd_us = usec_per_call("zadd"),
-           hset_us = usec_per_call("hset");
+    double ping_us = rxb_usec_per_call(&srv, "ping"), zadd_us = rxb_usec_per_call(&srv, "zadd"),
+           hset_us = rxb_usec_per_call(&srv, "hset");
     seed = 12345;
-    reset_stats();
-    double sc = server_cpu(), cc = client_cpu();
+    rxb_reset_stats(&srv);
+    double sc = rxb_server_cpu(&srv), cc = rxb_client_cpu();
     t0 = rx_monotonic_ms();
     for (long i = 0; i < n; i++) {
       char id[32];
@@ -240,11 +180,11 @@ int main(int argc, char **argv) {
       if (rx_timers_touch(t, id, (size_t)l, 3600000, DATA, sizeof DATA)) die(t, "touch");
     }
     double s = (rx_monotonic_ms() - t0) / 1000.0;
-    sc = server_cpu() - sc;
-    cc = client_cpu() - cc;
+    sc = rxb_server_cpu(&srv) - sc;
+    cc = rxb_client_cpu() - cc;
     printf("  touch, one call each             %10.0f /s      goal >= 20000   "
            "(cpu: server %.0f%%, client %.0f%%; server %.1f us/call)\n",
-           n / s, 100 * sc / s, 100 * cc / s, usec_per_call("evalsha"));
+           n / s, 100 * sc / s, 100 * cc / s, rxb_usec_per_call(&srv, "evalsha"));
     printf("    baseline PING, one call each   %10.0f /s      (server %.2f us/call)\n",
            n / ping_s, ping_us);
     printf("    baseline ZADD+HSET, one r.t.   %10.0f /s      (server %.1f + %.1f us/call)\n",
@@ -263,8 +203,8 @@ int main(int argc, char **argv) {
     char rec[32];
     if (!ids || !scs || !za || !ha || !zl || !hl) die(t, "malloc");
     long raw_n = N * 2;
-    reset_stats();
-    double sc = server_cpu();
+    rxb_reset_stats(&srv);
+    double sc = rxb_server_cpu(&srv);
     long long t0 = rx_monotonic_ms();
     for (long i = 0; i < raw_n;) {
       long sent = 0;
@@ -291,17 +231,17 @@ int main(int argc, char **argv) {
       read_n(c, sent);
     }
     double raw_s = (rx_monotonic_ms() - t0) / 1000.0;
-    double raw_sc = server_cpu() - sc;
+    double raw_sc = rxb_server_cpu(&srv) - sc;
     free(ids), free(scs), free(za), free(ha), free(zl), free(hl);
     rx_conn_free(c);
-    reset_stats();
-    double cc = client_cpu();
-    sc = server_cpu();
+    rxb_reset_stats(&srv);
+    double cc = rxb_client_cpu();
+    sc = rxb_server_cpu(&srv);
     t0 = rx_monotonic_ms();
     batch_touch(t, n, 3600000, 10000, 7919);
     double s = (rx_monotonic_ms() - t0) / 1000.0;
-    sc = server_cpu() - sc;
-    cc = client_cpu() - cc;
+    sc = rxb_server_cpu(&srv) - sc;
+    cc = rxb_client_cpu() - cc;
     printf("  touch, batches of 10000          %10.0f /s      goal >= 150000  "
            "(cpu: server %.0f%%, client %.0f%%; server %.2f us/touch)\n",
            n / s, 100 * sc / s, 100 * cc / s, 1e6 * sc / n);
@@ -337,7 +277,7 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < k && got < n; i++) late[got++] = now - rx_timers_fired(w, i)->due_ms;
       if (rx_queue_ack_jobs(rx_timers_queue(w), rx_timers_fired(w, 0), k, NULL)) die(w, "ack");
     }
-    qsort(late, (size_t)n, sizeof *late, cmp_ll);
+    qsort(late, (size_t)n, sizeof *late, rxb_cmp_ll);
     printf("  firing lateness, %ld over 10 s  p50 %lld  p99 %lld  p99.9 %lld  max %lld ms"
            "   goal p99 <= 5\n",
            n, late[n / 2], late[n * 99 / 100], late[n * 999 / 1000], late[n - 1]);
