@@ -94,6 +94,14 @@ if [ "$INSTALL" = 1 ] && ! PYTHONPATH="$ROOT/bindings/python" "$PYBIN" -c 'impor
     echo "the Python binding did not build: reactis Python will be skipped" >&2
 fi
 
+# The Ruby binding likewise: rake compile when it does not load yet.
+if [ "$INSTALL" = 1 ] && command -v ruby >/dev/null && command -v rake >/dev/null &&
+   ! RUBYLIB="$ROOT/bindings/ruby/lib" ruby -e 'require "reactis"' 2>/dev/null; then
+  say "building the Ruby binding (rake compile)"
+  (cd "$ROOT" && rake compile >/dev/null 2>&1) ||
+    echo "the Ruby binding did not build: reactis Ruby will be skipped" >&2
+fi
+
 # ------------------------------------------------------------------ run
 say "running the cases (setup took ${SECONDS} s)"
 rc=0

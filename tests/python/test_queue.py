@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from conftest import raw_command
 
 import reactis
 
@@ -241,3 +242,51 @@ def test_argument_checks(queue):
     assert not isinstance(ei.value, reactis.URLError)
     with pytest.raises(TypeError):
         reactis.Queue(b"bytes-name", "redis://localhost")
+
+
+def _ready_ids(port, qname):
+    """Entry ids of the queue's ready stream (deliveries still pending)."""
+    return [e[0].decode() for e in raw_command(port, "XRANGE", "rx:{%s}:s" % qname, "-", "+")]
+
+
+def test_acked_entries_leave_the_stream_in_any_order(redis_server, url, qname):
+    # An ack trims the ready stream below the oldest pending delivery and
+    # deletes the rest one by one: whatever the order of acks across
+    # consumers, exactly the acked entries go, and a second ack is stale.
+    port = redis_server.port
+    with reactis.Queue(qname, url) as a, reactis.Queue(qname, url) as b:
+        a.schedule_many([b"a%d" % i for i in range(30)])
+        ja = a.fetch(10, timeout=5)
+        jb = b.fetch(10, timeout=5)
+        jc = a.fetch(10, timeout=5)
+        assert len(ja) == len(jb) == len(jc) == 10
+        assert len(_ready_ids(port, qname)) == 30
+        # Newest first while older ones are pending: only those go.
+        assert b.ack_many(jb[5:]) == 5
+        assert a.ack_many(jc) == 10
+        left = _ready_ids(port, qname)
+        assert sorted(left) == sorted([j.token for j in ja] + [j.token for j in jb[:5]])
+        # The oldest batch: the trim reaches up to the next pending one.
+        assert a.ack_many(ja[::-1]) == 10
+        assert sorted(_ready_ids(port, qname)) == sorted(j.token for j in jb[:5])
+        with pytest.raises(reactis.StaleDeliveryError):
+            a.ack(jc[0].token)
+        assert b.ack_many(jb[:5]) == 5
+        assert _ready_ids(port, qname) == []
+        assert a.stats().acked == 30
+        # Promoted but not yet read entries survive an ack with nothing
+        # pending: the trim stops at the last delivered entry.
+        a.schedule_many([b"late%d" % i for i in range(3)])
+        (j,) = a.fetch(1, timeout=5)
+        extra = raw_command(port, "XADD", "rx:{%s}:s" % qname, "*", "id", "x", "payload", "p",
+                            "meta", "0 0 1 0 0").decode()
+        j.ack()
+        assert _ready_ids(port, qname) == [extra]
+        (k,) = b.fetch(1, timeout=5)
+        assert k.token == extra and k.payload == b"p"
+        k.ack()
+        assert len(_ready_ids(port, qname)) == 1  # promoted with k, not read yet
+        rest = b.fetch(10, timeout=5)
+        assert sorted(r.payload for r in rest + [j]) == [b"late0", b"late1", b"late2"]
+        b.ack_many(rest)
+        assert _ready_ids(port, qname) == []
