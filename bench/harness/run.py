@@ -45,7 +45,7 @@ def _sys_table():
     node = ["node", os.path.join(HERE, "nodedrive.js")]
     rb = ["ruby", os.path.join(HERE, "rbdrive.rb")]
     return {
-        "reactis-c": ("reactis C (fetch 100, batched ack)", [rx], {"produce", "consume", "sub"}),
+        "reactis-c": ("reactis C (fetch 100, acks sent with the next fetch)", [rx], {"produce", "consume", "sub"}),
         "reactis-py": ("reactis Python, defaults (jobs() + with job:)", pyd + ["reactis-py"], {"produce", "consume", "sub"}),
         "reactis-py-b": ("reactis Python, tuned (fetch 100 + ack_many)", pyd + ["reactis-py-b"], {"produce", "consume"}),
         "reactis-rb": ("reactis Ruby", rb + ["reactis-rb"], {"produce", "consume", "sub"}),

@@ -9,7 +9,8 @@
  *   rxdrive produce --url U --queue Q --n N [--start MS --span MS | --delay MS]
  *                   [--batch B] [--payload BYTES]
  *   rxdrive consume --url U --queue Q --out FILE [--fetch 100]
- *                   (until SIGTERM/SIGINT)
+ *                   (until SIGTERM/SIGINT; each fetch acks the jobs of the
+ *                   one before, rx_queue_ack_fetch)
  *   rxdrive sub     --url U --channel C --n N     (READY, waits for "GO" on
  *                   stdin, then reads N messages as fast as it can)
  *   rxdrive pub     --url U --channel C --n N [--size 16]
@@ -115,9 +116,11 @@ static int consume(int argc, char **argv) {
   printf("READY\n");
   fflush(stdout);
   long got = 0;
+  size_t done = 0; /* handled jobs of the last fetch, acked by the next one */
   while (!stop) {
     size_t n = 0;
-    int rc = rx_queue_fetch(q, fetch, 1000, NULL, &n);
+    int rc = rx_queue_ack_fetch(q, rx_queue_job(q, 0), done, NULL, fetch, 1000, NULL, &n);
+    done = 0;
     if (rc < 0) die("fetch", rx_queue_errstr(q));
     if (rc) continue;
     double recv = now_ms();
@@ -128,10 +131,11 @@ static int consume(int argc, char **argv) {
       long long due = c ? atoll(c + 1) : 0;
       fprintf(f, "%ld %lld %.3f\n", idx, due ? due : j->due_ms, recv);
     }
-    if (rx_queue_ack_jobs(q, rx_queue_job(q, 0), n, NULL)) die("ack", rx_queue_errstr(q));
+    done = n;
     got += (long)n;
     fflush(f);
   }
+  if (done && rx_queue_ack_jobs(q, rx_queue_job(q, 0), done, NULL)) die("ack", rx_queue_errstr(q));
   fclose(f);
   printf("RESULT {\"count\": %ld}\n", got);
   the_q = NULL;

@@ -71,12 +71,9 @@ end
 -- retry, fail and reclaim delete it when they take it out of the PEL. So
 -- one XACK for all tokens tells whether all were pending; only when some
 -- were not, the entries still there (the ones just acked) tell which.
-if ARGV[1] == 'ack' then
-  local S, L, I, g = KEYS[3], KEYS[7], KEYS[6], ARGV[2]
-  local toks = {}
-  for j = 3, #ARGV do
-    toks[#toks + 1] = ARGV[j]
-  end
+-- Also run by 'fetch' for the tokens it is given (rx_queue_ack_fetch).
+local function ack_tokens(g, toks)
+  local S, L, I = KEYS[3], KEYS[7], KEYS[6]
   local n = redis.call('XACK', S, g, unpack(toks))
   local out, done = {}, toks
   if n < #toks then
@@ -132,6 +129,14 @@ if ARGV[1] == 'ack' then
     redis.call('HINCRBY', I, 'acked', #done)
   end
   return out
+end
+
+if ARGV[1] == 'ack' then
+  local toks = {}
+  for j = 3, #ARGV do
+    toks[#toks + 1] = ARGV[j]
+  end
+  return ack_tokens(ARGV[2], toks)
 end
 
 local Z, M, S, D, W, I, L = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -399,10 +404,24 @@ end
 -- The client pipelines XREADGROUP ... COUNT count STREAMS s > right after
 -- this call, in the same round trip: reading there rather than in here
 -- saves turning every delivery into Lua tables and back.
--- Returns: now, next due ms (-1 if none waiting), last wake id, promoted.
+-- Then any number of delivery tokens to ack first, as 'ack' does (the
+-- previous fetch's, in the same round trip: rx_queue_ack_fetch).
+-- Returns: now, next due ms (-1 if none waiting), last wake id, promoted,
+-- and with tokens, how many of them were acked.
 local function op_fetch()
   local g, me, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
   local vt, max_attempts, dead_max = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+  local acked = nil
+  if #ARGV > 9 then
+    local toks = {}
+    for j = 10, #ARGV do
+      toks[#toks + 1] = ARGV[j]
+    end
+    acked = 0
+    for _, ok in ipairs(ack_tokens(g, toks)) do
+      acked = acked + ok
+    end
+  end
   local now = now_ms()
   reclaim(now, g, me, vt, max_attempts, dead_max, tonumber(ARGV[8]), tonumber(ARGV[9]))
 
@@ -464,7 +483,7 @@ local function op_fetch()
   if w[1] then
     wid = w[1][1]
   end
-  return {now, nd, wid, promoted}
+  return {now, nd, wid, promoted, acked}
 end
 
 -- The other hot call: dispatched here, before the remaining operations are

@@ -962,8 +962,11 @@ static int create_group(rx_queue *q) {
 }
 
 /* One round trip: the fetch script (reclaim + promote) and XREADGROUP. */
+/* One fetch script call and its XREADGROUP. With nack tokens, the script
+ * acks them first (*acked: how many were pending). */
 static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long *next_due,
-                      char *wid, size_t wid_len) {
+                      char *wid, size_t wid_len, const char *const *ack, size_t nack,
+                      size_t *acked) {
   char n[24], vt[24], ma[24], dm[24], every[24], idle[24];
   long long ev = q->vt_ms / 10;
   if (ev < 20) ev = 20;
@@ -976,25 +979,36 @@ static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long 
   snprintf(dm, sizeof dm, "%lld", q->dead_max);
   snprintf(every, sizeof every, "%lld", ev);
   snprintf(idle, sizeof idle, "%lld", cleanup);
-  const char *a[9] = {"fetch", q->group, q->consumer, n, vt, ma, dm, every, idle};
+  const char *fixed[9] = {"fetch", q->group, q->consumer, n, vt, ma, dm, every, idle};
   const char *x[9] = {"XREADGROUP", "GROUP", q->group, q->consumer, "COUNT", n,
                       "STREAMS",    q->keys[K_S], ">"};
+  const char **a = (const char **)fixed;
+  if (nack) {
+    a = rx__malloc((9 + nack) * sizeof *a);
+    if (!a) return q_seterr(q, RX_ENOMEM, "out of memory");
+    memcpy(a, fixed, sizeof fixed);
+    memcpy(a + 9, ack, nack * sizeof *a);
+  }
   rx_reply *r = NULL, *e = NULL;
   int rc = RX_OK;
   for (int attempt = 0; attempt < 3; attempt++) {
-    rc = eval_pipelined(q, 9, a, NULL, 9, x, &r, &e);
-    if (rc != RX_OK) return rc;
+    rc = eval_pipelined(q, (int)(9 + nack), a, NULL, 9, x, &r, &e);
+    if (rc != RX_OK) break;
     if (e->type == RX_REPLY_ERROR && !strncmp(e->str, "NOGROUP", 7)) {
-      /* A new queue, or its stream was deleted: make the group, read again. */
+      /* A new queue, or its stream was deleted: make the group, read again
+       * (without the tokens: there was no group to have them pending). */
       rx_reply_free(r);
       rx_reply_free(e);
       r = e = NULL;
+      nack = 0;
       rc = create_group(q);
-      if (rc != RX_OK) return rc;
+      if (rc != RX_OK) break;
       continue;
     }
     break;
   }
+  if (a != (const char **)fixed) rx__free(a);
+  if (rc != RX_OK) return rc;
   if (!r || !e) return proto(q, "fetch");
   q->fetched = 1;
   if (r->type == RX_REPLY_ERROR && !delivered_any(e)) {
@@ -1015,7 +1029,7 @@ static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long 
     *server_now = rx_now_ms();
     *next_due = -1;
     rx__fmt(wid, wid_len, "0-0");
-  } else if (r->type != RX_REPLY_ARRAY || r->elements != 4 ||
+  } else if (r->type != RX_REPLY_ARRAY || r->elements != 4 + (nack > 0) ||
              r->element[2]->type != RX_REPLY_STRING ||
              (e->type != RX_REPLY_ARRAY && e->type != RX_REPLY_NIL)) {
     rx_reply_free(r);
@@ -1025,6 +1039,7 @@ static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long 
     *server_now = r_int(r->element[0]);
     *next_due = r_int(r->element[1]);
     rx__fmt(wid, wid_len, "%s", r->element[2]->str);
+    if (nack && acked) *acked = (size_t)r_int(r->element[4]);
   }
   rx_reply_free(r);
   const rx_reply *es = NULL;
@@ -1050,12 +1065,10 @@ static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long 
   return q->njobs ? RX_OK : RX_TIMEOUT;
 }
 
-int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t *n) {
-  if (n) *n = 0;
-  if (!q) return RX_EINVAL;
-  q_clearerr(q);
-  if (max == 0 || max > 1000)
-    return q_seterr(q, RX_EINVAL, "queue '%s': fetch max must be 1..1000", q->name);
+/* rx_queue_fetch, with nack tokens (copies: the previous fetch's reply is
+ * released here) acked by the first script call. */
+static int fetch_jobs(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t *n,
+                      const char *const *ack, size_t nack, size_t *acked) {
   /* The previous fetch's jobs are released now. */
   rx_reply_free(q->fetch_reply);
   q->fetch_reply = NULL;
@@ -1064,7 +1077,8 @@ int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t
   for (;;) {
     long long now = 0, next_due = -1;
     char wid[64];
-    int rc = fetch_once(q, max, &now, &next_due, wid, sizeof wid);
+    int rc = fetch_once(q, max, &now, &next_due, wid, sizeof wid, ack, nack, acked);
+    nack = 0; /* acked once, by the first call */
     if (rc == RX_OK || rc == RX_TIMEOUT) {
       q->hint_now = now;
       q->hint_next_due = next_due;
@@ -1088,6 +1102,60 @@ int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t
   if (jobs) memcpy(jobs, q->jobs, q->njobs * sizeof *jobs);
   if (n) *n = q->njobs;
   return RX_OK;
+}
+
+static int check_fetch_max(rx_queue *q, size_t max) {
+  if (max == 0 || max > 1000)
+    return q_seterr(q, RX_EINVAL, "queue '%s': fetch max must be 1..1000", q->name);
+  return RX_OK;
+}
+
+int rx_queue_fetch(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t *n) {
+  if (n) *n = 0;
+  if (!q) return RX_EINVAL;
+  q_clearerr(q);
+  if (check_fetch_max(q, max) != RX_OK) return q->err;
+  return fetch_jobs(q, max, timeout_ms, jobs, n, NULL, 0, NULL);
+}
+
+static int valid_token(const char *t, size_t len);
+
+int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acked, size_t max,
+                       int timeout_ms, rx_job *jobs, size_t *n) {
+  if (n) *n = 0;
+  if (acked) *acked = 0;
+  if (!q || (!ack && nack)) return RX_EINVAL;
+  q_clearerr(q);
+  if (check_fetch_max(q, max) != RX_OK) return q->err;
+  if (nack > 1000)
+    return q_seterr(q, RX_EINVAL, "queue '%s': at most 1000 jobs to ack per fetch", q->name);
+  /* The tokens live in the previous fetch's reply, which fetch_jobs frees
+   * first: copied into one block (tokens are at most RX_QUEUE_TOKEN_SIZE). */
+  char *toks = NULL;
+  const char **ptrs = NULL;
+  if (nack) {
+    toks = rx__malloc(nack * RX_QUEUE_TOKEN_SIZE);
+    ptrs = rx__malloc(nack * sizeof *ptrs);
+    if (!toks || !ptrs) {
+      rx__free(toks);
+      rx__free(ptrs);
+      return q_seterr(q, RX_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nack; i++) {
+      size_t len = strnlen(ack[i].token, RX_QUEUE_TOKEN_SIZE);
+      if (!valid_token(ack[i].token, len)) {
+        rx__free(toks);
+        rx__free(ptrs);
+        return q_seterr(q, RX_EINVAL, "queue '%s': job %zu has no delivery token", q->name, i);
+      }
+      ptrs[i] = toks + i * RX_QUEUE_TOKEN_SIZE;
+      memcpy(toks + i * RX_QUEUE_TOKEN_SIZE, ack[i].token, len + 1);
+    }
+  }
+  int rc = fetch_jobs(q, max, timeout_ms, jobs, n, ptrs, nack, acked);
+  rx__free(toks);
+  rx__free(ptrs);
+  return rc;
 }
 
 /* ---------------------------------------------------------------- settle */

@@ -1398,6 +1398,28 @@ int rx_queue_ack(rx_queue *q, const char *token) {
   return rx_queue_ack_many(q, token, strlen(token), NULL);
 }
 
+int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acked, size_t max,
+                       int timeout_ms, rx_job *jobs, size_t *n) {
+  if (n) *n = 0;
+  if (acked) *acked = 0;
+  if (!q || (!ack && nack)) return RX_EINVAL;
+  if (!q->multi) {
+    q_clearerr(q);
+    start(q);
+    return take(q, P0(q),
+                rx__qp_ack_fetch(P0(q), ack, nack, acked, max, timeout_ms, jobs, n));
+  }
+  /* Partitions: the acks go to their partitions first (one round trip per
+   * partition involved), then the fetch; stale ones are no error here. */
+  if (nack > 1000)
+    return q_seterr(q, RX_EINVAL, "queue '%s': at most 1000 jobs to ack per fetch", q->name);
+  if (nack) {
+    int rc = rx_queue_ack_jobs(q, ack, nack, acked);
+    if (rc != RX_OK && rc != RX_ESTALE) return rc;
+  }
+  return rx_queue_fetch(q, max, timeout_ms, jobs, n);
+}
+
 int rx_queue_ack_jobs(rx_queue *q, const rx_job *jobs, size_t n, size_t *acked) {
   if (acked) *acked = 0;
   if (!q || (!jobs && n)) return RX_EINVAL;

@@ -55,6 +55,8 @@ size_t rx__qp_job_count(const rx__qp *q);
 int rx__qp_ack(rx__qp *q, const char *token);
 int rx__qp_ack_many(rx__qp *q, const char *tokens, size_t len, size_t *acked);
 int rx__qp_ack_jobs(rx__qp *q, const rx_job *jobs, size_t n, size_t *acked);
+int rx__qp_ack_fetch(rx__qp *q, const rx_job *ack, size_t nack, size_t *acked, size_t max,
+                     int timeout_ms, rx_job *jobs, size_t *n);
 int rx__qp_retry(rx__qp *q, const char *token, long long delay_ms, const char *error,
                  size_t error_len, int *dead);
 int rx__qp_fail(rx__qp *q, const char *token, const char *error, size_t error_len);
@@ -103,6 +105,7 @@ void rx__qp_fetch_hint(const rx__qp *q, long long *now_ms, long long *next_due_m
 #define rx_queue_ack rx__qp_ack
 #define rx_queue_ack_many rx__qp_ack_many
 #define rx_queue_ack_jobs rx__qp_ack_jobs
+#define rx_queue_ack_fetch rx__qp_ack_fetch
 #define rx_queue_retry rx__qp_retry
 #define rx_queue_fail rx__qp_fail
 #define rx_queue_extend rx__qp_extend

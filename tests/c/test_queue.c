@@ -549,6 +549,68 @@ static void test_stale_ack_and_extend(void) {
   rx_queue_free(b);
 }
 
+/* rx_queue_ack_fetch: the previous fetch's jobs acked by the next fetch's
+ * script call; stale ones counted out, not an error; the acks happen even
+ * when the fetch then waits and times out; bad input refused. */
+static void test_ack_fetch(void) {
+  rx_queue *a = qnew("ackfetch"), *b = qnew("ackfetch");
+  CHECK(a && b);
+  for (int i = 0; i < 25; i++) {
+    char p[8];
+    snprintf(p, sizeof p, "m%d", i);
+    CHECK_EQ_INT(sched(a, NULL, p, 0), 0);
+  }
+  size_t n = 0, acked = 99, total = 0, got = 0;
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, NULL, 0, &acked, 10, 2000, NULL, &n), 0);
+  CHECK_EQ_INT(acked, 0);
+  CHECK_EQ_INT(n, 10);
+  got = n;
+  while (got < 25) {
+    size_t prev = n;
+    int rc = rx_queue_ack_fetch(a, rx_queue_job(a, 0), prev, &acked, 10, 2000, NULL, &n);
+    CHECKF(rc == 0, "ack_fetch %d: %s", rc, rx_queue_errstr(a));
+    CHECK_EQ_INT(acked, prev);
+    total += acked;
+    got += n;
+  }
+  CHECK_EQ_INT(got, 25);
+  /* The last five: acked by a fetch that finds nothing and times out. */
+  size_t last = n;
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, rx_queue_job(a, 0), last, &acked, 10, 150, NULL, &n),
+               RX_TIMEOUT);
+  CHECK_EQ_INT(acked, last);
+  total += acked;
+  CHECK_EQ_INT(total, 25);
+  rx_queue_stats st;
+  CHECK_EQ_INT(rx_queue_stats_get(a, &st), 0);
+  CHECK_EQ_INT(st.ready + st.in_flight + st.scheduled, 0);
+  CHECK_EQ_INT(st.acked, 25);
+
+  /* A job acked elsewhere already is stale: counted out, the rest acked. */
+  CHECK_EQ_INT(sched(a, NULL, "x", 0), 0);
+  CHECK_EQ_INT(sched(a, NULL, "y", 0), 0);
+  CHECK_EQ_INT(rx_queue_fetch(a, 2, 2000, NULL, &n), 0);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(rx_queue_ack(b, rx_queue_job(a, 1)->token), 0);
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, rx_queue_job(a, 0), 2, &acked, 10, 0, NULL, &n),
+               RX_TIMEOUT);
+  CHECK_EQ_INT(acked, 1);
+  CHECK_EQ_INT(rx_queue_stats_get(a, &st), 0);
+  CHECK_EQ_INT(st.in_flight, 0);
+  CHECK_EQ_INT(st.acked, 27);
+
+  /* Bad input: no tokens, too many, a job without a token. */
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, NULL, 3, &acked, 10, 0, NULL, &n), RX_EINVAL);
+  rx_job empty;
+  memset(&empty, 0, sizeof empty);
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, &empty, 1, &acked, 10, 0, NULL, &n), RX_EINVAL);
+  CHECK(strstr(rx_queue_errstr(a), "no delivery token") != NULL);
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, &empty, 1001, &acked, 10, 0, NULL, &n), RX_EINVAL);
+  CHECK_EQ_INT(rx_queue_ack_fetch(a, NULL, 0, &acked, 0, 0, NULL, &n), RX_EINVAL);
+  rx_queue_free(a);
+  rx_queue_free(b);
+}
+
 static void test_noscript_recovery(void) {
   rx_queue *q = qnew("noscript");
   CHECK(q);
@@ -810,6 +872,7 @@ int main(void) {
   RUN(test_retry_backoff_dead);
   RUN(test_dead_cap);
   RUN(test_stale_ack_and_extend);
+  RUN(test_ack_fetch);
   RUN(test_noscript_recovery);
   RUN(test_limits_and_types);
   RUN(test_wakeup_and_producer_wake);

@@ -869,6 +869,45 @@ static void test_cluster_timers(void) {
   rx_timers_free(t);
 }
 
+/* rx_queue_ack_fetch across partitions: the acks go to their partitions,
+ * then the fetch; a stale one is counted out, not an error. */
+static void test_partitions_ack_fetch(void) {
+  rx_queue *q = qnew(srv.url, "spaf", 3);
+  CHECK(q);
+  for (int i = 0; i < 60; i++) {
+    char pl[16];
+    snprintf(pl, sizeof pl, "%d", i);
+    CHECK_EQ_INT(sched(q, NULL, pl, 0), 0);
+  }
+  size_t n = 0, acked = 0, total = 0, got = 0;
+  int rc = rx_queue_ack_fetch(q, NULL, 0, &acked, 20, 2000, NULL, &n);
+  CHECKF(rc == 0, "ack_fetch %d: %s", rc, rx_queue_errstr(q));
+  got = n;
+  for (int round = 0; round < 40 && got < 60; round++) {
+    size_t prev = n;
+    rc = rx_queue_ack_fetch(q, rx_queue_job(q, 0), prev, &acked, 20, 2000, NULL, &n);
+    CHECKF(rc == 0, "ack_fetch %d: %s", rc, rx_queue_errstr(q));
+    CHECK_EQ_INT(acked, prev);
+    total += acked;
+    got += n;
+  }
+  CHECK_EQ_INT(got, 60);
+  /* The last batch, one of it acked already: stale, counted out. */
+  size_t last = n;
+  CHECK(last >= 2);
+  CHECK_EQ_INT(rx_queue_ack(q, rx_queue_job(q, 0)->token), 0);
+  CHECK_EQ_INT(rx_queue_ack_fetch(q, rx_queue_job(q, 0), last, &acked, 20, 0, NULL, &n),
+               RX_TIMEOUT);
+  CHECK_EQ_INT(acked, last - 1);
+  total += acked + 1;
+  CHECK_EQ_INT(total, 60);
+  rx_queue_stats st;
+  CHECK_EQ_INT(rx_queue_stats_get(q, &st), 0);
+  CHECK_EQ_INT(st.scheduled + st.ready + st.in_flight, 0);
+  CHECK_EQ_INT(st.acked, 60);
+  rx_queue_free(q);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(void) {
@@ -879,6 +918,7 @@ int main(void) {
     return 1;
   }
   RUN(test_standalone_partitions);
+  RUN(test_partitions_ack_fetch);
   cluster_up = rxt_cluster_start(&cl, 3, 1) == 0;
   fprintf(stderr, "  cluster %s in %lld ms\n", cluster_up ? "up" : "FAILED", rxt_ms() - t0);
   RUN(test_cluster_one_partition);

@@ -245,6 +245,18 @@ RX_EXTERN int rx_queue_ack_many(rx_queue *q, const char *tokens, size_t len,
 RX_EXTERN int rx_queue_ack_jobs(rx_queue *q, const rx_job *jobs, size_t n,
                                 size_t *acked);
 
+/* A worker loop's two calls in one round trip (one script call): acks
+ * ack[0..nack-1] (at most 1000; typically the previous fetch's jobs, as
+ * rx_queue_job returns them, valid until this call), then fetches as
+ * rx_queue_fetch(q, max, timeout_ms, jobs, n). *acked (may be NULL): how
+ * many were still pending and are acked now; the others were stale (see
+ * rx_queue_ack), which is no error here: they are being delivered again.
+ * Returns what rx_queue_fetch returns; after an error, *acked says whether
+ * the acks happened (0: not; those deliveries stay pending and come back
+ * after the visibility timeout unless acked again). */
+RX_EXTERN int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acked,
+                                 size_t max, int timeout_ms, rx_job *jobs, size_t *n);
+
 /* The handler failed: the message goes back on the schedule after delay_ms
  * (negative: exponential backoff with jitter from backoff_base_ms, doubling
  * per attempt up to backoff_max_ms, times a random 0.5..1), with error
