@@ -961,9 +961,9 @@ static int create_group(rx_queue *q) {
   return rc;
 }
 
-/* One round trip: the fetch script (reclaim + promote) and XREADGROUP. */
-/* One fetch script call and its XREADGROUP. With nack tokens, the script
- * acks them first (*acked: how many were pending). */
+/* One round trip: the fetch script (reclaim + promote) and XREADGROUP.
+ * With nack tokens, the script acks them first (*acked: how many were
+ * pending). */
 static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long *next_due,
                       char *wid, size_t wid_len, const char *const *ack, size_t nack,
                       size_t *acked) {
@@ -1065,8 +1065,8 @@ static int fetch_once(rx_queue *q, size_t max, long long *server_now, long long 
   return q->njobs ? RX_OK : RX_TIMEOUT;
 }
 
-/* rx_queue_fetch, with nack tokens (copies: the previous fetch's reply is
- * released here) acked by the first script call. */
+/* rx_queue_fetch, with nack tokens (copies: the previous fetch's jobs are
+ * released and overwritten here) acked by the first script call. */
 static int fetch_jobs(rx_queue *q, size_t max, int timeout_ms, rx_job *jobs, size_t *n,
                       const char *const *ack, size_t nack, size_t *acked) {
   /* The previous fetch's jobs are released now. */
@@ -1129,8 +1129,8 @@ int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acke
   if (check_fetch_max(q, max) != RX_OK) return q->err;
   if (nack > 1000)
     return q_seterr(q, RX_EINVAL, "queue '%s': at most 1000 jobs to ack per fetch", q->name);
-  /* The tokens live in the previous fetch's reply, which fetch_jobs frees
-   * first: copied into one block (tokens are at most RX_QUEUE_TOKEN_SIZE). */
+  /* The jobs are typically the handle's own (rx_queue_job), which the fetch
+   * overwrites: their tokens are copied into one block first. */
   char *toks = NULL;
   const char **ptrs = NULL;
   if (nack) {
