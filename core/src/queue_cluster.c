@@ -1410,7 +1410,10 @@ int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acke
                 rx__qp_ack_fetch(P0(q), ack, nack, acked, max, timeout_ms, jobs, n));
   }
   /* Partitions: the acks go to their partitions first (one round trip per
-   * partition involved), then the fetch; stale ones are no error here. */
+   * partition involved), then the fetch; stale ones are no error here.
+   * Bad arguments are refused before anything is acked, as with one. */
+  if (max == 0 || max > 1000)
+    return q_seterr(q, RX_EINVAL, "queue '%s': fetch max must be 1..1000", q->name);
   if (nack > 1000)
     return q_seterr(q, RX_EINVAL, "queue '%s': at most 1000 jobs to ack per fetch", q->name);
   if (nack) {

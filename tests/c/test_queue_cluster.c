@@ -895,6 +895,10 @@ static void test_partitions_ack_fetch(void) {
   /* The last batch, one of it acked already: stale, counted out. */
   size_t last = n;
   CHECK(last >= 2);
+  /* A bad max is refused before anything is acked. */
+  CHECK_EQ_INT(rx_queue_ack_fetch(q, rx_queue_job(q, 0), last, &acked, 0, 0, NULL, &n),
+               RX_EINVAL);
+  CHECK_EQ_INT(acked, 0);
   CHECK_EQ_INT(rx_queue_ack(q, rx_queue_job(q, 0)->token), 0);
   CHECK_EQ_INT(rx_queue_ack_fetch(q, rx_queue_job(q, 0), last, &acked, 20, 0, NULL, &n),
                RX_TIMEOUT);
