@@ -174,26 +174,32 @@ def rq_produce(a):
     r.ping()
     q = Queue(a.queue, connection=r)
 
-    def one(i):
+    def enqueue(i, pipeline=None):
         due = due_of(a, i)
         if due:
             q.enqueue_at(dt.datetime.fromtimestamp(due / 1000.0, dt.timezone.utc),
-                         tasks_py.handle, payload(i, due, a.payload))
+                         tasks_py.handle, payload(i, due, a.payload), pipeline=pipeline)
         elif a.delay > 0:
             q.enqueue_in(dt.timedelta(milliseconds=a.delay), tasks_py.handle,
-                         payload(i, 0, a.payload))
+                         payload(i, 0, a.payload), pipeline=pipeline)
         else:
-            q.enqueue(tasks_py.handle, payload(i, now_ms(), a.payload))
+            q.enqueue(tasks_py.handle, payload(i, now_ms(), a.payload), pipeline=pipeline)
 
     def many(rng):
-        # RQ's batch API (enqueue_many + a pipeline) has no delay: used only
-        # for due-now messages.
+        # RQ's batches: enqueue_many takes a pipeline but has no delay, so
+        # due-now jobs go through it; delayed ones are enqueue_at /
+        # enqueue_in calls sharing one pipeline (their pipeline= argument),
+        # sent with one execute().
         with r.pipeline() as pipe:
-            q.enqueue_many([Queue.prepare_data(tasks_py.handle, (payload(i, now_ms(), a.payload),))
-                            for i in rng], pipeline=pipe)
+            if a.start or a.delay > 0:
+                for i in rng:
+                    enqueue(i, pipe)
+            else:
+                q.enqueue_many([Queue.prepare_data(tasks_py.handle, (payload(i, now_ms(), a.payload),))
+                                for i in rng], pipeline=pipe)
             pipe.execute()
 
-    timed_loop(a, one, many if (not a.start and a.delay <= 0) else None)
+    timed_loop(a, enqueue, many)
 
 
 def rq_consume(a, simple):
