@@ -68,7 +68,7 @@ static void test_out_of_memory(void) {
   CHECK(q);
   CHECK_STR(rx_queue_warning(q), ""); /* nothing read yet */
   char p[PAYLOAD];
-  int n_ok = 0, n_fail = 0, first_fail = -1;
+  int n_ok = 0, n_fail = 0, first_fail = -1, n_late_ok = 0;
   int failed[64];
   /* Fill the server: half due now, half in 300 ms. */
   for (int k = 0; k < MAXMSG && n_fail < 20; k++) {
@@ -78,7 +78,11 @@ static void test_out_of_memory(void) {
     int rc = rx_queue_schedule(q, id, (size_t)il, p, PAYLOAD, k % 2 ? 300 : 0, 0, NULL, 0,
                                NULL, NULL);
     if (rc == RX_OK) {
-      CHECKF(n_fail == 0, "o%d accepted after a refusal at o%d (memory freed?)", k, first_fail);
+      /* Near the limit the server may free a little memory between two
+       * writes (a client's output buffer, lazy freeing), so a write after
+       * a refusal can be accepted: what matters is that each accepted one
+       * is delivered and each refused one is refused whole, typed. */
+      if (n_fail) n_late_ok++;
       accepted[k] = 1;
       n_ok++;
       continue;
@@ -94,8 +98,12 @@ static void test_out_of_memory(void) {
     failed[n_fail++] = k;
   }
   CHECKF(n_fail == 20 && n_ok > 100, "accepted %d, refused %d", n_ok, n_fail);
+  if (n_late_ok) printf("oom: %d accepted after the first refusal (memory freed)\n", n_late_ok);
   CHECK_STR(rx_queue_warning(q), ""); /* noeviction: no warning */
 
+  /* From here on the server stays full whatever it frees: a limit well
+   * below what it holds. */
+  CHECK(cfg("maxmemory", "1mb") == 0);
   /* A batch is refused too, as a whole (the script's first write fails). */
   for (int k = MAXMSG - 50; k < MAXMSG; k++) {
     char id[16];
