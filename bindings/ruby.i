@@ -850,7 +850,13 @@ static VALUE sub_drain(VALUE sub, int timeout_ms, long max, VALUE klass, VALUE e
     rb_raise(rb_eTypeError, "expected a Reactis::Cimpl::Sub");
   rx_sub *h = (rx_sub *)DATA_PTR(sub);
   if (!h) rb_raise(rb_eRuntimeError, "This Reactis::Cimpl::Sub has been freed");
-  if (!RB_TYPE_P(klass, T_CLASS)) rb_raise(rb_eTypeError, "expected a Class");
+  if (!RB_TYPE_P(klass, T_CLASS) || FL_TEST(klass, FL_SINGLETON))
+    rb_raise(rb_eTypeError, "expected a Class");
+  /* The allocator looked up once, not per message as rb_obj_alloc does
+   * (it walks the ancestors each time): klass is a plain class, checked
+   * here, so calling it is what rb_obj_alloc would do. */
+  rb_alloc_func_t alloc = rb_get_alloc_func(klass);
+  if (!alloc) rb_raise(rb_eTypeError, "allocator undefined for %" PRIsVALUE, klass);
   Check_Type(cache, T_ARRAY);
   rb_check_frozen(cache);
   if (RARRAY_LEN(cache) < 2) rb_raise(rb_eArgError, "the cache needs two slots");
@@ -876,7 +882,7 @@ static VALUE sub_drain(VALUE sub, int timeout_ms, long max, VALUE klass, VALUE e
       }
       VALUE ch = rxg_rb_cached(cache, 0, ev->channel, ev->channel_len, e, encidx);
       VALUE data = rxg_rb_frozen(ev->data ? ev->data : "", ev->data_len, e);
-      VALUE m = rb_obj_alloc(klass);
+      VALUE m = alloc(klass);
       rb_ivar_set(m, rxg_rb_id_channel, ch);
       rb_ivar_set(m, rxg_rb_id_data, data);
       if (ev->kind == RX_EV_PMESSAGE) {
