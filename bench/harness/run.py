@@ -385,11 +385,14 @@ def case1(c):
         c.res.add(1, "schedule, batches of 1000 (msg/s)", s, vals, "msg/s", note=note.strip())
 
 
+def fill_batch(s):
+    """The batch size of s's fills: 1,000 where it has a batch API."""
+    return 1000 if s in BATCHABLE else None
+
+
 def fill_now(c, s, n):
     """n messages due now, batched where the system can."""
-    if s in BATCHABLE:
-        return produce(c.srv, s, n, batch=1000)
-    return produce(c.srv, s, n)
+    return produce(c.srv, s, n, batch=fill_batch(s))
 
 
 def case2(c):
@@ -468,7 +471,7 @@ def lateness_run(c, s, n, span, cap_after=10.0):
     out = c.out("late-" + s)
     d = consume_start(c.srv, s, out)
     start = first_due(s, n, time.time())
-    batch = 1000 if s in BATCHABLE else None
+    batch = fill_batch(s)
     produce(c.srv, s, n, start=start, span=span, batch=batch)
     overran = max(0.0, time.time() - start / 1000.0)
     end = start / 1000.0 + span / 1000.0
@@ -600,7 +603,7 @@ def case4(c):
         # per-message cost as well (the rows are per message).
         n = min(n_all, 5000) if s == "celery" else n_all
         vals, first = [], []
-        batch = 1000 if s in BATCHABLE else None
+        batch = fill_batch(s)
         for _ in range(c.runs):
             c.srv.reset()
             # Every system starts with an empty script cache, whatever ran
@@ -653,7 +656,7 @@ def case5(c):
                 out = c.out("loss-" + s)
                 d = consume_start(c.srv, s, out)
                 start = first_due(s, n, time.time())
-                batch = 1000 if s in BATCHABLE else None
+                batch = fill_batch(s)
                 produce(c.srv, s, n, start=start, span=span, batch=batch)
                 time.sleep(max(0, start / 1000.0 + stop_at - time.time()))
                 d.terminate()                       # stopped (SIGTERM, graceful) ...
@@ -778,7 +781,7 @@ def case8(c):
 
             def fill():
                 c.srv.reset()
-                batch = 1000 if s in BATCHABLE else None
+                batch = fill_batch(s)
                 produce(c.srv, s, m, delay=7200000, batch=batch, timeout=1200)
             c.guard(s, "fill %d" % m, fill)
             for _ in range(c.runs):

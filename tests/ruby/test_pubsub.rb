@@ -147,6 +147,92 @@ class TestPubSub < ReactisTest
     assert_equal n, seen.size
   end
 
+  # The same with batches big enough to be lent (Subscriber#lend: the loop
+  # holds them, not the Subscriber) and small ones kept in @buf, and with
+  # loops inside loops: an inner loop that stops inside the outer loop's
+  # batch, one that reads on into batches of its own, a break, then
+  # next_message for the rest.
+  def test_nested_reads_keep_order_in_lent_batches
+    [16, 64, 512].each do |batch|
+      sub = subscriber(batch_size: batch)
+      ch = "n#{batch}"
+      sub.subscribe(ch)
+      n = 300
+      n.times { |i| @client.publish(ch, i.to_s) }
+      seen = []
+      sub.each_message(timeout: 2) do |m|
+        seen << m.data.to_i
+        if seen.size == 10
+          sub.each_message(timeout: 2) do |x|
+            seen << x.data.to_i
+            break if seen.size >= 15
+          end
+        elsif seen.size == 50
+          sub.each_message(timeout: 2) do |x|
+            seen << x.data.to_i
+            seen << sub.next_message(timeout: 2).data.to_i if seen.size == 100
+            break if seen.size >= 141
+          end
+        end
+        break if seen.size >= 200
+      end
+      while (m = sub.next_message(timeout: 0.5))
+        seen << m.data.to_i
+      end
+      assert_equal (0...n).to_a, seen, "batch_size #{batch}"
+    end
+  end
+
+  # An Enumerator stepped with #next and dropped half-way loses nothing:
+  # it reads through the Subscriber's own buffer, which the next loop
+  # continues from.
+  def test_enumerator_next_then_a_loop
+    sub = subscriber
+    sub.subscribe("x")
+    100.times { |i| @client.publish("x", i.to_s) }
+    enum = sub.each_message(timeout: 1)
+    seen = 3.times.map { enum.next.data.to_i }
+    enum = nil
+    GC.start
+    sub.each_message(timeout: 0.5) { |m| seen << m.data.to_i }
+    assert_equal (0...100).to_a, seen
+  end
+
+  # A loop's batch is held on the loop's stack, not by the Subscriber (an
+  # old object by then): a GC inside the block leaves the Messages still
+  # waiting in the batch young. Held by the Subscriber, each would be
+  # promoted to the old generation at once (an object an old one points to
+  # is made old) and freed only by a major GC.
+  def test_a_gc_inside_the_loop_leaves_the_batch_young
+    require "objspace"
+    sub = subscriber
+    sub.subscribe("y")
+    100.times { |i| @client.publish("y", i.to_s) }
+    4.times { GC.start }
+    later = nil
+    sub.each_message(timeout: 2) do |_m|
+      GC.start(full_mark: false, immediate_sweep: true)
+      later = sub.next_message # it was in the batch during that GC
+      break
+    end
+    assert_equal "1", later.data
+    refute_includes ObjectSpace.dump(later), '"old":true'
+    # The block form's loop too.
+    100.times { |i| @client.publish("y", i.to_s) }
+    later = nil
+    sub.subscribe("y") do |on|
+      on.message do |_ch, data|
+        if data == "0"
+          GC.start(full_mark: false, immediate_sweep: true)
+          later = sub.next_message
+          sub.unsubscribe
+        end
+      end
+    end
+    refute_nil later
+    refute_includes ObjectSpace.dump(later), '"old":true'
+  end
+
   def test_drain_with_encoding
     sub = subscriber(encoding: "UTF-8")
     sub.psubscribe("caf\u00e9.*")

@@ -85,10 +85,16 @@ module Reactis
       }.merge(options))
       @batch = batch_size
       @encoding = Internal.encoding(encoding)
-      # Read ahead: @buf[@pos..] are the Messages not delivered yet (see
-      # Cimpl.sub_drain); @cache keeps the last channel and pattern String.
+      # Read ahead: the Messages not delivered yet are batch[@pos..] of the
+      # current batch (see Cimpl.sub_drain), which is @buf, or, while @lent,
+      # the batch a reading loop holds itself (see #lend). @gen changes
+      # whenever the current batch does. @cache keeps the last channel and
+      # pattern String.
       @buf = EMPTY
       @pos = 0
+      @lent = false
+      @weak = ObjectSpace::WeakMap.new
+      @gen = 0
       @cache = [nil, nil]
       @changed = false
       @stop = false
@@ -181,7 +187,8 @@ module Reactis
     # until one arrives or #wakeup). nil on timeout, wakeup or close.
     def next_message(timeout: 0)
       check_timeout(timeout) unless timeout.equal?(0)
-      if (pos = @pos) < (buf = @buf).size
+      buf = @lent ? lent_batch : @buf
+      if (pos = @pos) < buf.size
         @pos = pos + 1
         return buf[pos]
       end
@@ -195,21 +202,34 @@ module Reactis
     # block, an Enumerator.
     def each_message(timeout: nil)
       check_timeout(timeout)
-      return enum_for(:each_message, timeout: timeout) unless block_given?
+      # An external Enumerator (#next) runs the loop in a Fiber that may be
+      # dropped half-way, its ensure never run: it reads through @buf.
+      return enum_for(:each_held, timeout) unless block_given?
       raise Internal.state_error("the subscriber is closed") if @closing
       reading do
-        # One C call fills @buf (Cimpl.sub_drain); per message only an index
-        # moves, in a while loop (no block call, no method call of its
+        # One C call makes a batch of Messages (Cimpl.sub_drain), which this
+        # loop holds in a local variable (see #lend); per message only an
+        # index moves, in a while loop (no block call, no method call of its
         # own). @pos is the truth, moved before each yield: a block that
-        # breaks, raises or calls #next_message itself leaves it right.
+        # breaks, raises or reads itself (#next_message, a nested loop)
+        # leaves it right, and a block that made another batch current
+        # changed @gen.
         while true
-          while (pos = @pos) < (buf = @buf).size
-            @pos = pos + 1
-            yield buf[pos]
+          buf = @lent ? lent_batch : @buf
+          lent_here = false
+          if @pos >= buf.size
+            break unless (buf = lend(timeout))
+            lent_here = true
           end
-          msg = fetch(timeout)
-          break if msg.nil?
-          yield msg
+          gen = @gen
+          begin
+            while @gen == gen && (pos = @pos) < buf.size
+              @pos = pos + 1
+              yield buf[pos]
+            end
+          ensure
+            keep(buf) if lent_here && @gen == gen
+          end
         end
       end
       self
@@ -366,21 +386,30 @@ module Reactis
             @changed = false
             break if subscription_count.zero?
           end
-          # @pos is the truth, moved before each handler runs (a handler
-          # that raises or reads with #next_message leaves it right);
+          # As in #each_message: @pos is the truth, moved before each
+          # handler runs (a handler that raises or reads leaves it right);
           # close and unsubscribe are seen before the next message.
-          while (pos = @pos) < (buf = @buf).size && !@closing && !@changed
-            @pos = pos + 1
-            msg = buf[pos]
-            case msg.kind
-            when :message then on_message&.call(msg.channel, msg.data)
-            when :pmessage then on_pmessage&.call(msg.pattern, msg.channel, msg.data)
-            when :smessage then on_smessage&.call(msg.channel, msg.data)
-            when :gap then on_gap&.call(msg)
-            end
+          buf = @lent ? lent_batch : @buf
+          lent_here = false
+          if @pos >= buf.size
+            break unless (buf = lend(nil, true))
+            lent_here = true
           end
-          next if @pos < @buf.size
-          break unless refill(nil, true)
+          gen = @gen
+          begin
+            while @gen == gen && (pos = @pos) < buf.size && !@closing && !@changed
+              @pos = pos + 1
+              msg = buf[pos]
+              case msg.kind
+              when :message then on_message&.call(msg.channel, msg.data)
+              when :pmessage then on_pmessage&.call(msg.pattern, msg.channel, msg.data)
+              when :smessage then on_smessage&.call(msg.channel, msg.data)
+              when :gap then on_gap&.call(msg)
+              end
+            end
+          ensure
+            keep(buf) if lent_here && @gen == gen
+          end
         end
       end
       self
@@ -391,33 +420,111 @@ module Reactis
     # The next Message, read ahead with the rest of its batch, which stays in
     # @buf; nil on timeout, wakeup or close.
     def fetch(timeout)
-      return nil unless refill(timeout, false)
+      events = drain(timeout, false) or return nil
+      @buf = events
       @pos = 1
-      @buf[0]
+      @gen += 1
+      events[0]
     end
 
-    # Reads a batch into @buf, waiting up to timeout seconds (nil = forever)
-    # in slices; false on timeout, wakeup or close.
-    def refill(timeout, stop_when_unsubscribed)
-      # The batch read before is used up (the callers come here only then):
-      # let it go before the C call makes the next one. Still held by this
-      # Subscriber, an old object by then, through a GC there, its Messages
-      # would be promoted to the old generation with it (an object that an
-      # old one points to is made old) and freed only by a major GC: one
-      # batch promoted per minor GC made a drain run ~7 major GCs per
-      # 500,000 messages and spend a third of its time collecting.
-      if @pos >= @buf.size
+    # The loop of #each_message without a block (an Enumerator): reads
+    # through @buf, as #next_message does.
+    def each_held(timeout)
+      raise Internal.state_error("the subscriber is closed") if @closing
+      reading do
+        while true
+          while (pos = @pos) < (buf = @lent ? lent_batch : @buf).size
+            @pos = pos + 1
+            yield buf[pos]
+          end
+          msg = fetch(timeout)
+          break if msg.nil?
+          yield msg
+        end
+      end
+      self
+    end
+
+    # Batches of at least this many Messages are lent (below); smaller ones
+    # go to @buf, where a WeakMap entry would cost more than it saves.
+    LEND_MIN = 32
+    private_constant :LEND_MIN
+
+    # Reads a batch for a loop that holds it in a local variable, and
+    # returns it (nil on timeout, wakeup or close); it becomes the current
+    # batch. Held by this Subscriber (@buf), an old object by the time it
+    # reads, the batch's Messages would be made old by the first GC they
+    # live through (an object that an old one points to is promoted) and
+    # freed only by a major GC: with a handler that allocates, a GC falls
+    # inside nearly every batch, and every message would end up in the old
+    # generation. Held only on the loop's stack they stay young and die
+    # young. A #next_message called from the loop's block finds the batch
+    # through @weak, which does not keep it; when the loop leaves it, #keep
+    # puts what is left of it into @buf.
+    def lend(timeout, stop_when_unsubscribed = false)
+      events = drain(timeout, stop_when_unsubscribed) or return nil
+      @pos = 0
+      @gen += 1
+      if events.size >= LEND_MIN
+        # Under a key of its own: in Ruby 3.1 the WeakMap entry of a batch
+        # that dies is removed by its key, whatever that key maps to by then.
+        @weak[@gen] = events
+        @lent = true
+      else
+        @buf = events
+      end
+      events
+    end
+
+    # The loop that lent buf leaves it (done, break or raise), and buf is
+    # still the current batch: the rest of it goes to @buf.
+    def keep(buf)
+      @lent = false
+      if @pos < buf.size
+        @buf = buf
+      else
         @buf = EMPTY
         @pos = 0
+      end
+    end
+
+    # The lent batch. A loop below on this thread's stack (or another
+    # thread's, for a #next_message from there) holds it, so it is alive,
+    # unless that loop ran in a Fiber that was dropped without being
+    # resumed (its ensure never ran): then what it had not read is gone.
+    def lent_batch
+      buf = @weak[@gen]
+      return buf if buf
+      Reactis.logger.warn do
+        "a loop reading #{@description} was abandoned (a Fiber dropped while it waited in the block): " \
+          "the rest of its batch is lost"
+      end
+      @lent = false
+      @buf = EMPTY
+      @pos = 0
+      @gen += 1
+      EMPTY
+    end
+
+    # Waits up to timeout seconds (nil = forever) in slices for a batch;
+    # returns it, or nil on timeout, wakeup or close. The batch read before
+    # is used up (the callers come here only then) and let go first, so a
+    # GC during the C call does not find it held by this Subscriber.
+    def drain(timeout, stop_when_unsubscribed)
+      unless @buf.equal?(EMPTY) && !@lent
+        @buf = EMPTY
+        @lent = false
+        @pos = 0
+        @gen += 1
       end
       deadline = timeout && Internal.monotonic + timeout
       while true
         if @stop
           @stop = false
-          return false
+          return nil
         end
-        return false if @closing
-        return false if stop_when_unsubscribed && subscription_count.zero?
+        return nil if @closing
+        return nil if stop_when_unsubscribed && subscription_count.zero?
         ms = if deadline
                [[((deadline - Internal.monotonic) * 1000).ceil, 0].max, Internal::SLICE_MS].min
              else
@@ -427,18 +534,16 @@ module Reactis
         rc, events, others = with_handle { |h| Cimpl.sub_drain(h, ms, @batch, Message, @encoding, @cache) }
         if rc == Cimpl::OK && !events.empty?
           convert_events(events) if others.positive?
-          @buf = events
-          @pos = 0
-          return true
+          return events
         end
         # RX_WOKEN: #wakeup (then @stop is set) or a stale wakeup: look again.
         # RX_EINTR: Ruby's interrupts were handled in the glue and none
         # raised. RX_TIMEOUT: one slice is over.
-        return false if deadline && Internal.monotonic >= deadline
+        return nil if deadline && Internal.monotonic >= deadline
       end
     rescue StateError
       raise unless @closing
-      false
+      nil
     end
 
     # Turns the event Arrays of a drain (gaps) into Messages, in place.
