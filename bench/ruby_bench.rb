@@ -11,8 +11,9 @@
 # message. Per run: subscribe, publish N 16-byte messages (pipelined, over a
 # raw socket, all replies read, so every message is buffered for the
 # subscriber), then time the subscriber draining them. Prints the median of
-# RUNS runs per client (and every run), and the median of messages per CPU
-# second of this process (less sensitive to a busy machine).
+# RUNS runs per client (and every run), the median of messages per CPU
+# second of this process (less sensitive to a busy machine), and the GC time
+# per message and major GCs of each drain (GC.total_time, GC.stat).
 # RX_REDIS_SERVER names the server.
 
 $LOAD_PATH.unshift(File.expand_path("../bindings/ruby/lib", __dir__))
@@ -76,6 +77,15 @@ end
 
 def median(xs) = xs.sort[xs.size / 2]
 
+# GC time (ns, GC.total_time) and major GC count so far; a drain reports
+# the difference per message beside its rate.
+def gc_now = [GC.total_time, GC.stat(:major_gc_count)]
+
+def gc_since(g0, n)
+  g1 = gc_now
+  [(g1[0] - g0[0]).fdiv(n), g1[1] - g0[1]]
+end
+
 def fmt(rate) = rate.round.to_s.reverse.scan(/\d{1,3}/).join(",").reverse
 
 # ------------------------------------------------------------ the clients
@@ -87,6 +97,7 @@ def reactis_each_message(port)
   got = 0
   t0 = mono
   c0 = cpu
+  g0 = gc_now
   sub.each_message(timeout: 5) do |_m|
     got += 1
     break if got >= N
@@ -94,7 +105,7 @@ def reactis_each_message(port)
   sec = mono - t0
   csec = cpu - c0
   raise "reactis each_message: got #{got} of #{N}" unless got == N
-  [N / sec, N / csec]
+  [N / sec, N / csec, *gc_since(g0, N)]
 ensure
   sub&.close
 end
@@ -106,6 +117,7 @@ def reactis_next_message(port)
   got = 0
   t0 = mono
   c0 = cpu
+  g0 = gc_now
   while got < N
     break if sub.next_message(timeout: 5).nil?
     got += 1
@@ -113,7 +125,7 @@ def reactis_next_message(port)
   sec = mono - t0
   csec = cpu - c0
   raise "reactis next_message: got #{got} of #{N}" unless got == N
-  [N / sec, N / csec]
+  [N / sec, N / csec, *gc_since(g0, N)]
 ensure
   sub&.close
 end
@@ -122,12 +134,13 @@ end
 def reactis_block(port)
   sub = Reactis::Subscriber.new("redis://127.0.0.1:#{port}", health_check_interval: 0)
   got = 0
-  t0 = c0 = nil
+  t0 = c0 = g0 = nil
   sub.subscribe(CHANNEL) do |on|
     on.subscribe do
       raise "not subscribed" unless publish(port, N) >= 1
       t0 = mono
       c0 = cpu
+      g0 = gc_now
     end
     on.message do
       got += 1
@@ -137,7 +150,7 @@ def reactis_block(port)
   sec = mono - t0
   csec = cpu - c0
   raise "reactis subscribe block: got #{got} of #{N}" unless got == N
-  [N / sec, N / csec]
+  [N / sec, N / csec, *gc_since(g0, N)]
 ensure
   sub&.close
 end
@@ -160,12 +173,13 @@ def redis_rb(port)
   opts[:driver] = :hiredis if defined?(Hiredis)
   r = Redis.new(**opts)
   got = 0
-  t0 = c0 = nil
+  t0 = c0 = g0 = nil
   r.subscribe(CHANNEL) do |on|
     on.subscribe do
       raise "not subscribed" unless publish(port, N) >= 1
       t0 = mono
       c0 = cpu
+      g0 = gc_now
     end
     on.message do
       got += 1
@@ -175,7 +189,7 @@ def redis_rb(port)
   sec = mono - t0
   csec = cpu - c0
   raise "redis-rb: got #{got} of #{N}" unless got == N
-  [N / sec, N / csec]
+  [N / sec, N / csec, *gc_since(g0, N)]
 ensure
   r&.close
 end
@@ -228,15 +242,17 @@ begin
   peer = REDIS_RB && runs["#{REDIS_RB} subscribe block"]
   clients.each_key do |name|
     wall = runs[name].map(&:first)
-    cpus = runs[name].map(&:last)
+    cpus = runs[name].map { |r| r[1] }
     vs = if peer && !name.start_with?("redis-rb")
            format("; %.2fx redis-rb (per CPU second %.2fx; goal 2.5x)", median(wall) / median(peer.map(&:first)),
-                  median(cpus) / median(peer.map(&:last)))
+                  median(cpus) / median(peer.map { |r| r[1] }))
          else
            ""
          end
     puts format("  %-52s %11s msg/s (runs %s); per CPU second %s%s", name, fmt(median(wall)),
                 wall.map { |r| fmt(r) }.join(" "), fmt(median(cpus)), vs)
+    puts format("  %-52s GC %.0f ns per message (median), %s major GCs per run", "",
+                median(runs[name].map { |r| r[2] }), runs[name].map { |r| r[3] }.join("/"))
   end
   puts "queue drain, Queue#work with a no-op handler, #{QN} due messages, median of #{RUNS}"
   { "max: nil (adaptive batch, ack_many)" => nil, "max: 1 (one fetch and one ack per job)" => 1 }.each do |name, max|
