@@ -180,6 +180,7 @@ static void rxg_note_new_failed(const char *errstr) {
 %thread rxg_queue::fetch;
 %thread rxg_queue::ack;
 %thread rxg_queue::ack_many;
+%thread rxg_queue::ack_fetch;
 %thread rxg_queue::retry;
 %thread rxg_queue::fail;
 %thread rxg_queue::extend;
@@ -559,6 +560,14 @@ typedef struct rxg_queue {} rxg_queue;
   int fetch(int timeout_ms, rx_job *jobs, size_t max_jobs, size_t *n_jobs) {
     return rxg_note_queue($self, rx_queue_fetch($self, max_jobs, timeout_ms, jobs,
                                                 n_jobs));
+  }
+  /* Returns [status, acked, jobs]: the acks of tokens (as ack_many takes
+   * them; stale ones are not counted, no error) and a fetch, in one round
+   * trip (rx_queue_ack_many_fetch). */
+  int ack_fetch(const char *tokens, size_t tokens_len, size_t *acked, int timeout_ms,
+                rx_job *jobs, size_t max_jobs, size_t *n_jobs) {
+    return rxg_note_queue($self, rx_queue_ack_many_fetch($self, tokens, tokens_len, acked,
+                                                         max_jobs, timeout_ms, jobs, n_jobs));
   }
   int ack(const char *token) { return rxg_note_queue($self, rx_queue_ack($self, token)); }
   /* Returns [status, acked]; RX_ESTALE (some were stale, the others acked)

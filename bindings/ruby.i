@@ -454,6 +454,27 @@ static int rxg_rb_queue_fetch(rx_queue *h, size_t max, int timeout_ms, rx_job *j
   return rxg_rb_blocking(&c);
 }
 
+static int rxg_rb_run_queue_ack_many_fetch(rxg_rb_call *c) {
+  return rx_queue_ack_many_fetch((rx_queue *)c->h, (const char *)c->p[0], c->n[0],
+                                 (size_t *)c->out[0], c->n[1], c->i, (rx_job *)c->out[1],
+                                 (size_t *)c->out[2]);
+}
+static int rxg_rb_queue_ack_many_fetch(rx_queue *h, const char *tokens, size_t len,
+                                       size_t *acked, size_t max, int timeout_ms, rx_job *jobs,
+                                       size_t *n) {
+  RXG_RB_START(rxg_rb_run_queue_ack_many_fetch, rxg_rb_wake_queue, h);
+  c.p[0] = tokens;
+  c.n[0] = len;
+  c.n[1] = max;
+  c.i = timeout_ms;
+  c.out[0] = acked;
+  c.out[1] = jobs;
+  c.out[2] = n;
+  if (acked) *acked = 0;
+  if (n) *n = 0;
+  return rxg_rb_blocking(&c);
+}
+
 static int rxg_rb_run_queue_ack(rxg_rb_call *c) {
   return rx_queue_ack((rx_queue *)c->h, (const char *)c->p[0]);
 }
@@ -721,6 +742,8 @@ static void rxg_rb_timers_free_in_gc(rx_timers *t) {
 #define rx_queue_fetch(h, m, t, j, n) rxg_rb_queue_fetch(h, m, t, j, n)
 #define rx_queue_ack(h, t) rxg_rb_queue_ack(h, t)
 #define rx_queue_ack_many(h, t, l, a) rxg_rb_queue_ack_many(h, t, l, a)
+#define rx_queue_ack_many_fetch(h, t, l, a, m, ms, j, n)                      \
+  rxg_rb_queue_ack_many_fetch(h, t, l, a, m, ms, j, n)
 #define rx_queue_retry(h, t, d, e, el, x) rxg_rb_queue_retry(h, t, d, e, el, x)
 #define rx_queue_fail(h, t, e, el) rxg_rb_queue_fail(h, t, e, el)
 #define rx_queue_extend(h, t, ms) rxg_rb_queue_extend(h, t, ms)

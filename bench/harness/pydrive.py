@@ -2,7 +2,7 @@
 
     python pydrive.py SYSTEM OP --url URL [options]
 
-SYSTEM: reactis-py, reactis-py-b (fetch 100 + ack_many), rq, rq-simple
+SYSTEM: reactis-py, reactis-py-b (fetch 100, acks sent with the next fetch), rq, rq-simple
 (SimpleWorker), celery, keyspace (SET ... PX + PSUBSCRIBE expired, redis-py),
 redis-py (pub/sub only). OP: produce, consume, sub.
 
@@ -123,16 +123,19 @@ def reactis_consume(a, batched):
     if batched:
         running = [True]
         stop_on_term(lambda: (running.__setitem__(0, False), q.wakeup()))
+        jobs = []
         while running[0]:
-            jobs = q.fetch(100, timeout=1.0)
+            # The previous batch's acks go with this fetch (one round trip).
+            jobs = q.fetch(100, timeout=1.0, ack=jobs)
             if not jobs:
                 continue
             recv = now_ms()
             for j in jobs:
                 out.line(j.payload, recv, j.due_ms)
-            q.ack_many(jobs)
             count += len(jobs)
             out.flush()
+        if jobs:
+            q.ack_many(jobs)
     else:
         # The documented default: jobs() picks its batch, the with block acks.
         for job in q.jobs():

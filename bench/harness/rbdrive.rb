@@ -199,16 +199,18 @@ in ["reactis-rb", "consume"]
   %w[TERM INT].each { |s| trap(s) { stop = true; q.wakeup } }
   puts "READY"
   count = 0
-  # fetch 100 + ack_many, as reactis-py-b.
+  # fetch 100, the previous batch's acks sent with the next fetch (one
+  # round trip), as reactis-py-b.
+  jobs = []
   until stop
-    jobs = q.fetch(max: 100, timeout: 1)
+    jobs = q.fetch(max: 100, timeout: 1, ack: jobs)
     next if jobs.empty?
     recv = now_ms
     jobs.each { |j| out.line(j.payload, recv, j.due_ms) }
-    q.ack_many(jobs)
     count += jobs.size
     out.flush
   end
+  q.ack_many(jobs) unless jobs.empty?
   out.flush
   result(count: count)
 

@@ -47,7 +47,7 @@ def _sys_table():
     return {
         "reactis-c": ("reactis C (fetch 100, acks sent with the next fetch)", [rx], {"produce", "consume", "sub"}),
         "reactis-py": ("reactis Python, defaults (jobs() + with job:)", pyd + ["reactis-py"], {"produce", "consume", "sub"}),
-        "reactis-py-b": ("reactis Python, tuned (fetch 100 + ack_many)", pyd + ["reactis-py-b"], {"produce", "consume"}),
+        "reactis-py-b": ("reactis Python, tuned (fetch 100, acks sent with the next fetch)", pyd + ["reactis-py-b"], {"produce", "consume"}),
         "reactis-rb": ("reactis Ruby", rb + ["reactis-rb"], {"produce", "consume", "sub"}),
         "rq": ("RQ, defaults (Worker: fork per job)", pyd + ["rq"], {"produce", "consume"}),
         "rq-simple": ("RQ, tuned (SimpleWorker)", pyd + ["rq-simple"], {"produce", "consume"}),

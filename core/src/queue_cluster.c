@@ -1423,6 +1423,48 @@ int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acke
   return rx_queue_fetch(q, max, timeout_ms, jobs, n);
 }
 
+static int is_token_sep(char c) {
+  return c == ' ' || c == ',' || c == '\n' || c == '\t' || c == '\r';
+}
+
+int rx_queue_ack_many_fetch(rx_queue *q, const char *tokens, size_t len, size_t *acked,
+                            size_t max, int timeout_ms, rx_job *jobs, size_t *n) {
+  if (n) *n = 0;
+  if (acked) *acked = 0;
+  if (!q || (!tokens && len)) return RX_EINVAL;
+  q_clearerr(q);
+  /* The tokens into job slots (only their token is read): rx_queue_ack_fetch
+   * checks each and the counts, as for C callers. */
+  size_t cap = 0;
+  for (size_t i = 0; i < len; i++)
+    if (!is_token_sep(tokens[i]) && (i == 0 || is_token_sep(tokens[i - 1]))) cap++;
+  if (cap > 1000)
+    return q_seterr(q, RX_EINVAL, "queue '%s': at most 1000 jobs to ack per fetch", q->name);
+  rx_job *ack = NULL;
+  if (cap) {
+    ack = rx__malloc(cap * sizeof *ack);
+    if (!ack) return q_seterr(q, RX_ENOMEM, "out of memory");
+  }
+  size_t nack = 0;
+  for (size_t i = 0; i < len;) {
+    while (i < len && is_token_sep(tokens[i])) i++;
+    size_t s = i;
+    while (i < len && !is_token_sep(tokens[i])) i++;
+    if (i == s) continue;
+    if (i - s >= RX_QUEUE_TOKEN_SIZE || memchr(tokens + s, 0, i - s)) {
+      rx__free(ack);
+      return q_seterr(q, RX_EINVAL, "queue '%s': \"%.*s\" is not a delivery token", q->name,
+                      (int)(i - s > 60 ? 60 : i - s), tokens + s);
+    }
+    memcpy(ack[nack].token, tokens + s, i - s);
+    ack[nack].token[i - s] = '\0';
+    nack++;
+  }
+  int rc = rx_queue_ack_fetch(q, ack, nack, acked, max, timeout_ms, jobs, n);
+  rx__free(ack);
+  return rc;
+}
+
 int rx_queue_ack_jobs(rx_queue *q, const rx_job *jobs, size_t n, size_t *acked) {
   if (acked) *acked = 0;
   if (!q || (!jobs && n)) return RX_EINVAL;

@@ -611,6 +611,50 @@ static void test_ack_fetch(void) {
   rx_queue_free(b);
 }
 
+/* rx_queue_ack_many_fetch: the same with the acks as text, as the bindings
+ * hold them; a bad token is refused before anything is acked. */
+static void test_ack_many_fetch(void) {
+  rx_queue *a = qnew("ackmanyfetch");
+  CHECK(a);
+  for (int i = 0; i < 12; i++) CHECK_EQ_INT(sched(a, NULL, "t", 0), 0);
+  size_t n = 0, acked = 99;
+  CHECK_EQ_INT(rx_queue_ack_many_fetch(a, NULL, 0, &acked, 5, 2000, NULL, &n), 0);
+  CHECK_EQ_INT(acked, 0);
+  CHECK_EQ_INT(n, 5);
+  size_t got = n, total = 0;
+  char text[1024];
+  while (got < 12) {
+    size_t len = 0, prev = n;
+    for (size_t i = 0; i < prev; i++) /* mixed separators, as ack_many takes them */
+      len += (size_t)snprintf(text + len, sizeof text - len, "%s%s", i ? (i % 2 ? ", " : "\n") : " ",
+                              rx_queue_job(a, i)->token);
+    int rc = rx_queue_ack_many_fetch(a, text, len, &acked, 5, 2000, NULL, &n);
+    CHECKF(rc == 0, "ack_many_fetch %d: %s", rc, rx_queue_errstr(a));
+    CHECK_EQ_INT(acked, prev);
+    total += acked;
+    got += n;
+  }
+  CHECK_EQ_INT(got, 12);
+  /* Bad input, refused before anything is acked: the two left stay pending. */
+  size_t len = (size_t)snprintf(text, sizeof text, "%s %s not-a-token", rx_queue_job(a, 0)->token,
+                                rx_queue_job(a, 1)->token);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(rx_queue_ack_many_fetch(a, text, len, &acked, 5, 0, NULL, &n), RX_EINVAL);
+  CHECK_EQ_INT(acked, 0);
+  char longtok[80];
+  memset(longtok, '1', sizeof longtok);
+  longtok[40] = '-';
+  CHECK_EQ_INT(rx_queue_ack_many_fetch(a, longtok, sizeof longtok, &acked, 5, 0, NULL, &n),
+               RX_EINVAL);
+  CHECK(strstr(rx_queue_errstr(a), "is not a delivery token") != NULL);
+  CHECK_EQ_INT(rx_queue_ack_many_fetch(a, "1-1\0002", 5, &acked, 5, 0, NULL, &n), RX_EINVAL);
+  rx_queue_stats st;
+  CHECK_EQ_INT(rx_queue_stats_get(a, &st), 0);
+  CHECK_EQ_INT(st.in_flight, 2);
+  CHECK_EQ_INT(st.acked, total);
+  rx_queue_free(a);
+}
+
 static void test_noscript_recovery(void) {
   rx_queue *q = qnew("noscript");
   CHECK(q);
@@ -873,6 +917,7 @@ int main(void) {
   RUN(test_dead_cap);
   RUN(test_stale_ack_and_extend);
   RUN(test_ack_fetch);
+  RUN(test_ack_many_fetch);
   RUN(test_noscript_recovery);
   RUN(test_limits_and_types);
   RUN(test_wakeup_and_producer_wake);

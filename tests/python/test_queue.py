@@ -290,3 +290,96 @@ def test_acked_entries_leave_the_stream_in_any_order(redis_server, url, qname):
         assert sorted(r.payload for r in rest + [j]) == [b"late0", b"late1", b"late2"]
         b.ack_many(rest)
         assert _ready_ids(port, qname) == []
+
+
+def _script_calls(port):
+    """How many EVALSHA/EVAL calls the server has run (INFO commandstats)."""
+    info = raw_command(port, "INFO", "commandstats").decode()
+    total = 0
+    for line in info.splitlines():
+        if line.startswith(("cmdstat_evalsha:", "cmdstat_eval:")):
+            total += int(line.split("calls=")[1].split(",")[0])
+    return total
+
+
+def test_fetch_acks_the_previous_batch_in_the_same_round_trip(redis_server, url, qname):
+    # fetch(ack=jobs): the acks ride on the fetch's script call; stale ones
+    # are skipped; they are made even when nothing is due.
+    port = redis_server.port
+    with reactis.Queue(qname, url) as a, reactis.Queue(qname, url) as b:
+        a.schedule_many([b"f%d" % i for i in range(25)])
+        jobs = a.fetch(10, timeout=5)
+        got = list(jobs)
+        calls0 = _script_calls(port)
+        rounds = 0
+        while True:
+            prev = jobs
+            jobs = a.fetch(10, timeout=0, ack=prev)
+            rounds += 1
+            assert all(j.done for j in prev)
+            if not jobs:
+                break
+            got.extend(jobs)
+        assert sorted(j.payload for j in got) == sorted(b"f%d" % i for i in range(25))
+        assert _script_calls(port) - calls0 == rounds  # one script call per fetch, acks included
+        st = a.stats()
+        assert (st.acked, st.in_flight, st.ready) == (25, 0, 0)
+        # A delivery acked elsewhere meanwhile is skipped, the others acked.
+        a.schedule_many([b"x", b"y"])
+        jobs = a.fetch(2, timeout=5)
+        b.ack(jobs[1].token)
+        assert a.fetch(1, timeout=0, ack=[j.token for j in jobs]) == []
+        assert a.stats().acked == 27 and a.stats().in_flight == 0
+        # Bad input is refused before anything is acked.
+        a.schedule(b"z")
+        (z,) = a.fetch(1, timeout=5)
+        with pytest.raises(reactis.InvalidArgumentError):
+            a.fetch(1, timeout=0, ack=[z, "not-a-token"])
+        assert a.stats().in_flight == 1 and not z.done
+        with pytest.raises(ValueError):
+            a.fetch(1, ack=[z] * 1001)
+        with pytest.raises(TypeError):
+            a.fetch(1, ack=[42])
+        assert a.fetch(1, timeout=0, ack=[z]) == [] and z.done
+        a.close()
+        with pytest.raises(reactis.StateError):
+            a.fetch(1, ack=["1-1"])
+
+
+def test_jobs_loop_acks_with_the_next_fetch(redis_server, url, qname):
+    # The with-block acks of a batch go with the next fetch: one script call
+    # per batch, not two; every job acked once, none left pending.
+    port = redis_server.port
+    with reactis.Queue(qname, url) as q:
+        q.schedule_many([b"j%d" % i for i in range(300)])
+        n, calls0 = 0, None
+        for job in q.jobs(batch=100, timeout=0):
+            with job:
+                n += 1
+            if n == 1:  # after the first fetch (a consumer's first does more)
+                calls0 = _script_calls(port)
+        assert n == 300
+        # 2 more full batches, then one fetch that finds nothing and acks
+        # the last batch: 3 script calls (5 with acks of their own).
+        assert _script_calls(port) - calls0 == 3
+        st = q.stats()
+        assert (st.acked, st.in_flight) == (300, 0)
+
+
+def test_work_acks_with_the_next_fetch(redis_server, url, qname):
+    # work(): a batch's acks go with the next fetch; the last batch's when
+    # the loop ends.
+    port = redis_server.port
+    with reactis.Queue(qname, url) as q:
+        q.schedule_many([b"w%d" % i for i in range(300)])
+        for j in q.fetch(1, timeout=5):  # the consumer's first fetch does more
+            j.ack()
+        calls0 = _script_calls(port)
+        seen = []
+        q.work(lambda job: seen.append(job.payload), batch=100, burst=True)
+        assert len(seen) == 299
+        # 3 fetches (100, 100, 99; the 2nd and 3rd ack the batch before),
+        # then the burst's empty fetch acks the last batch: 4 (7 before).
+        assert _script_calls(port) - calls0 == 4
+        st = q.stats()
+        assert (st.acked, st.in_flight) == (300, 0)

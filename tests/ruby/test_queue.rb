@@ -155,6 +155,71 @@ class TestQueue < ReactisTest
     assert_equal 0, st[:in_flight]
   end
 
+  def script_calls
+    @redis.command("INFO", "commandstats").scan(/^cmdstat_eval(?:sha)?:calls=(\d+)/).flatten.sum(&:to_i)
+  end
+
+  # fetch(ack:): the previous batch's acks ride on the fetch's script call;
+  # a stale one is skipped; they are made even when nothing is due; bad
+  # input is refused before anything is acked.
+  def test_fetch_acks_the_previous_batch_in_the_same_round_trip
+    q = queue
+    other = queue
+    q.schedule_many((1..25).map { |i| "f#{i}" })
+    jobs = q.fetch(max: 10, timeout: 2)
+    got = jobs.map(&:payload)
+    calls0 = script_calls
+    rounds = 0
+    loop do
+      jobs = q.fetch(max: 10, timeout: 0, ack: jobs)
+      rounds += 1
+      break if jobs.empty?
+      got.concat(jobs.map(&:payload))
+    end
+    assert_equal (1..25).map { |i| "f#{i}" }.sort, got.sort
+    assert_equal rounds, script_calls - calls0
+    st = q.stats
+    assert_equal [25, 0, 0], [st[:acked], st[:in_flight], st[:ready]]
+    q.schedule_many(%w[x y])
+    jobs = q.fetch(max: 2, timeout: 2)
+    other.ack(jobs[1].token)
+    assert_equal [], q.fetch(max: 1, timeout: 0, ack: jobs.map(&:token))
+    assert_equal 27, q.stats[:acked]
+    assert_equal 0, q.stats[:in_flight]
+    q.schedule("z")
+    z = q.fetch(timeout: 2).first
+    assert_raises(Reactis::InvalidArgumentError) { q.fetch(timeout: 0, ack: [z, "not-a-token"]) }
+    assert_equal 1, q.stats[:in_flight]
+    assert_raises(ArgumentError) { q.fetch(ack: [z] * 1001) }
+    assert_raises(TypeError) { q.fetch(ack: [42]) }
+    assert_raises(TypeError) { q.fetch(ack: z) }
+    assert_equal [], q.fetch(timeout: 0, ack: [z])
+    assert_equal 0, q.stats[:in_flight]
+    # A wakeup before the fetch: the acks are still made.
+    q.schedule("w")
+    w = q.fetch(timeout: 2).first
+    q.wakeup
+    assert_equal [], q.fetch(timeout: 1, ack: [w])
+    assert_equal 0, q.stats[:in_flight]
+  end
+
+  # Queue#work sends a batch's acks with its next fetch: one script call
+  # per batch, not two.
+  def test_work_acks_with_the_next_fetch
+    q = queue
+    q.schedule_many((1..300).map { |i| "p#{i}" })
+    q.fetch(max: 1, timeout: 2).each(&:ack!) # the consumer's first fetch does more
+    count = 0
+    calls0 = script_calls
+    q.work(max: 100) { count += 1; q.stop if count == 299 }
+    assert_equal 299, count
+    # 3 fetches (100, 100, 99), each acking the batch before; the last
+    # batch's acks when the loop ends (a stop): 4 script calls, 6 before.
+    assert_equal 4, script_calls - calls0
+    st = q.stats
+    assert_equal [300, 0], [st[:acked], st[:in_flight]]
+  end
+
   def test_work_batches_and_acks_many
     q = queue(backoff_base: 0.05, backoff_max: 0.1)
     n = 300

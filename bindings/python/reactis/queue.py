@@ -459,44 +459,87 @@ class Queue:
 
     # ---------------------------------------------------------------- consuming
 
-    def fetch(self, max: int = 1, timeout: Optional[float] = None) -> List[Job]:
+    def fetch(self, max: int = 1, timeout: Optional[float] = None, *,
+              ack: Optional[Iterable[Union[Job, str]]] = None) -> List[Job]:
         """Fetches up to *max* (1..1000) due messages, waiting up to
         *timeout* seconds (0: do not wait; None: until one is due or
         :meth:`wakeup`). Returns an empty list on timeout or wakeup. Every
-        fetch first promotes what fell due, so a backlog is delivered."""
+        fetch first promotes what fell due, so a backlog is delivered.
+
+        *ack*: deliveries (Jobs or tokens, at most 1000) to ack first, in
+        the same round trip: a loop's previous batch, as in
+        ``jobs = q.fetch(100, ack=jobs)``. As with :meth:`ack_many`, one
+        that was reclaimed meanwhile is skipped; the acks are made even when
+        nothing is due."""
+        return self._fetch_acking(max, timeout, ack)[0]
+
+    def _fetch_acking(self, max: int, timeout: Optional[float],
+                      ack: Optional[Iterable[Union[Job, str]]]) -> tuple:
+        """fetch(); returns (jobs, acked, sent): how many of *ack* were
+        acked (stale ones are not) and how many were sent."""
         if isinstance(max, bool) or not isinstance(max, int) or not 1 <= max <= 1000:
             raise ValueError("max must be an int in 1..1000")
         if timeout is not None and not isinstance(timeout, (int, float)):
             raise TypeError("timeout must be a number or None")
+        items = [] if ack is None else list(ack)
+        if len(items) > 1000:
+            raise ValueError("at most 1000 jobs to ack per fetch")
+        tokens = " ".join(_token(j) for j in items) if items else None
+        acked = 0
         deadline = None if timeout is None else time.monotonic() + builtins.max(timeout, 0.0)
         while True:
-            h = self._handle
+            h = self._live() if tokens is not None else self._handle
             if h is None:
-                return []
+                return [], acked, len(items)
             if deadline is None:
                 ms = SLICE_MS
             else:
                 remaining = deadline - time.monotonic()
                 ms = builtins.max(0, builtins.min(SLICE_MS, int(math.ceil(remaining * 1000))))
             with self._lock:
-                rc, jobs = h.fetch(ms, max)
+                if tokens is None:
+                    rc, jobs = h.fetch(ms, max)
+                else:
+                    rc, acked, jobs = h.ack_fetch(tokens, ms, max)
+                    # Acked once the script ran: it did unless a wakeup or a
+                    # signal cut the call short before (then nothing was
+                    # acked, or all were stale: sending them again is safe).
+                    if rc in (cimpl.OK, cimpl.TIMEOUT) or acked:
+                        tokens = None
+                        for j in items:
+                            if isinstance(j, Job):
+                                j.done = True
             del h
             if rc == cimpl.OK:
-                return [Job(self, t) for t in jobs]
-            if rc == cimpl.WOKEN:
-                return []
-            if deadline is not None and time.monotonic() >= deadline:
-                return []
+                return [Job(self, t) for t in jobs], acked, len(items)
+            if rc == cimpl.WOKEN or (deadline is not None and time.monotonic() >= deadline):
+                if tokens is not None:
+                    acked = self.ack_many(items)
+                return [], acked, len(items)
 
-    def _fetch_once(self, max: int, timeout_ms: int) -> tuple:
+    def _fetch_once(self, max: int, timeout_ms: int, ack: Optional[List[Job]] = None) -> tuple:
         """One fetch of at most timeout_ms: (status, jobs); status OK,
         TIMEOUT, WOKEN or EINTR (the signal handlers ran and none raised).
-        A closed handle gives (WOKEN, [])."""
+        A closed handle gives (WOKEN, []). *ack* (a list, at most 1000):
+        jobs to ack in the same round trip; emptied once they were (a
+        refused one is logged), left as it is when the call was cut short
+        before (then they go with the next call)."""
         h = self._handle
         if h is None:
             return cimpl.WOKEN, []
         with self._lock:
-            rc, jobs = h.fetch(timeout_ms, max)
+            if ack:
+                rc, acked, jobs = h.ack_fetch(" ".join(j.token for j in ack), timeout_ms, max)
+                if rc in (cimpl.OK, cimpl.TIMEOUT) or acked:
+                    if acked < len(ack):
+                        log.warning("queue %s: %d ack(s) refused: those deliveries had been "
+                                    "reclaimed after the visibility timeout", self._name,
+                                    len(ack) - acked)
+                    for j in ack:
+                        j.done = True
+                    del ack[:]
+            else:
+                rc, jobs = h.fetch(timeout_ms, max)
         del h
         if rc == cimpl.OK:
             return rc, [Job(self, t) for t in jobs]
@@ -516,9 +559,9 @@ class Queue:
         extended.
 
         Each job must be acked, retried or failed (``with job:`` does it).
-        The acks of ``with`` blocks are sent together, in one round trip:
-        before the next fetch, once the batch has run for its window, before
-        :meth:`Job.extend`, and when the loop ends. Until then the job is
+        The acks of ``with`` blocks are sent together: with the next fetch,
+        in its round trip; on their own once the batch has run for its
+        window, before :meth:`Job.extend`, and when the loop ends. Until then the job is
         still pending on the server, so a crash makes it be delivered again
         (after the visibility timeout), never lost. An explicit
         :meth:`Job.ack` is sent at once.
@@ -542,8 +585,7 @@ class Queue:
         acks: List[Job] = []
         try:
             while True:
-                self._flush_acks(acks, handle)
-                pending = self.fetch(size, timeout)
+                pending = self._fetch_after(acks, handle, size, timeout)
                 if not pending:
                     return
                 n = len(pending)
@@ -571,6 +613,28 @@ class Queue:
             self._flush_acks(acks, handle, raise_errors=False)
             if pending:
                 self._give_back(pending, "the consumer stopped before this job")
+
+    def _fetch_after(self, acks: List[Job], handle: Any, size: int,
+                     timeout: Optional[float]) -> List[Job]:
+        """The next fetch of a jobs() loop, with its deferred acks in the
+        same round trip (ack_fetch). A refused ack is logged as in
+        _flush_acks; an error is raised, and those jobs are delivered
+        again after their visibility timeout."""
+        if not acks:
+            return self.fetch(size, timeout)
+        batch = acks[:]
+        del acks[:]
+        for job in batch:
+            job._acks = None
+        if self._handle is None and handle is not None:
+            # Closed from another thread: the acks still go (see jobs()).
+            self._flush_acks(batch, handle)
+            return []
+        jobs, acked, sent = self._fetch_acking(size, timeout, batch)
+        if acked < sent:
+            log.warning("queue %s: %d ack(s) refused: those deliveries had been reclaimed "
+                        "after the visibility timeout", self._name, sent - acked)
+        return jobs
 
     def _flush_acks(self, acks: List[Job], handle: Any = None, raise_errors: bool = True) -> None:
         """Sends the deferred acks of a jobs() loop in one round trip. A
@@ -639,8 +703,8 @@ class Queue:
           when nothing is due; *max_jobs* after that many jobs.
         * *batch*: jobs fetched per round trip (1..1000). Default: adaptive,
           1 for slow handlers up to 100 for fast ones, so a batch always
-          takes a small part of the visibility timeout; acks of a batch go
-          in one round trip.
+          takes a small part of the visibility timeout; the acks of a batch
+          go with the next fetch, in its round trip.
         * *concurrency*: worker threads, each with its own connection (for
           handlers that wait on I/O; use processes for CPU-bound work).
         * Connection errors are logged and retried with backoff, so a

@@ -262,6 +262,16 @@ class Worker:
             self.request_stop("interrupted")
 
     def _loop_body(self, slot: _Slot) -> None:
+        # The acks of a batch go with the next fetch, in its round trip; the
+        # last ones when the loop ends.
+        acks: List["Job"] = []
+        try:
+            self._fetch_and_run(slot, acks)
+        finally:
+            if acks:
+                self._ack(slot.queue, acks)
+
+    def _fetch_and_run(self, slot: _Slot, acks: List["Job"]) -> None:
         q = slot.queue
         size = self.batch or 1
         failures = 0  # consecutive transient errors
@@ -272,7 +282,8 @@ class Worker:
                 log.debug("queue %s: max_jobs reached", q.name)
                 break
             try:
-                rc, jobs = q._fetch_once(want, 0 if self.burst else SLICE_MS)
+                # Acks not confirmed stay in the list and go with the next try.
+                rc, jobs = q._fetch_once(want, 0 if self.burst else SLICE_MS, acks)
             except TRANSIENT as e:
                 if self.max_jobs is not None:
                     with self.lock:
@@ -297,21 +308,24 @@ class Worker:
                     break
                 continue
             t0 = time.monotonic()
-            self._run_batch(slot, jobs)
+            acks.extend(self._run_batch(slot, jobs))
             size = self._next_batch_size(size, len(jobs), time.monotonic() - t0)
 
-    def _run_batch(self, slot: _Slot, jobs: List["Job"]) -> None:
+    def _run_batch(self, slot: _Slot, jobs: List["Job"]) -> List["Job"]:
+        """Runs the batch; returns the jobs done and not acked yet (they go
+        with the next fetch). Acked here: what is done once a batch has run
+        past a second, and what is done when the batch ends early."""
         q = slot.queue
         acks: List["Job"] = []
         lease_from = time.monotonic()
         first_ack = 0.0
-        batched = len(jobs) > 1
         i = 0
+        finished = False
         try:
             for i, job in enumerate(jobs):
                 if self.stopping.is_set() or q._stop.is_set():
                     q._give_back(jobs[i:], "the worker stopped before this job")
-                    return
+                    return []  # the acks in hand go now (finally)
                 now = time.monotonic()
                 if now - lease_from > self.visibility / 2 and i + 1 < len(jobs):
                     # A slow batch: keep the leases of the jobs still waiting.
@@ -322,12 +336,11 @@ class Worker:
                     acks = []
                 if not self._run_one(slot, job):
                     continue
-                if not batched:
-                    self._ack(q, [job])
-                    continue
                 if not acks:
                     first_ack = time.monotonic()
                 acks.append(job)
+            finished = True
+            return acks
         except BaseException:
             # KeyboardInterrupt, SystemExit: the jobs not started go back at
             # once rather than after their visibility timeout.
@@ -336,7 +349,7 @@ class Worker:
                          "the worker stopped before this job")
             raise
         finally:
-            if acks:
+            if acks and not finished:
                 self._ack(q, acks)
 
     def _run_one(self, slot: _Slot, job: "Job") -> bool:

@@ -257,6 +257,15 @@ RX_EXTERN int rx_queue_ack_jobs(rx_queue *q, const rx_job *jobs, size_t n,
 RX_EXTERN int rx_queue_ack_fetch(rx_queue *q, const rx_job *ack, size_t nack, size_t *acked,
                                  size_t max, int timeout_ms, rx_job *jobs, size_t *n);
 
+/* rx_queue_ack_fetch with the deliveries to ack given as rx_queue_ack_many
+ * takes them: tokens separated by spaces, commas or newlines (at most 1000;
+ * none is fine: then it is rx_queue_fetch). For callers that keep tokens
+ * as text (the Python and Ruby bindings). A token that cannot be one is
+ * refused with RX_EINVAL before anything is acked. */
+RX_EXTERN int rx_queue_ack_many_fetch(rx_queue *q, const char *tokens, size_t len,
+                                      size_t *acked, size_t max, int timeout_ms, rx_job *jobs,
+                                      size_t *n);
+
 /* The handler failed: the message goes back on the schedule after delay_ms
  * (negative: exponential backoff with jitter from backoff_base_ms, doubling
  * per attempt up to backoff_max_ms, times a random 0.5..1), with error

@@ -246,26 +246,55 @@ module Reactis
     # Fetches up to max due messages (Jobs), waiting up to timeout seconds
     # (0: do not wait, nil: until one is due or #stop/#wakeup). [] when none.
     # Every fetch first promotes what fell due, so a backlog is delivered.
-    def fetch(max: 1, timeout: 0)
+    #
+    # ack: deliveries (Jobs or tokens, at most 1000) to acknowledge first,
+    # in the same round trip: a loop's previous batch, as in
+    # jobs = q.fetch(max: 100, ack: jobs). As with #ack_many, one that was
+    # reclaimed meanwhile is skipped; the acks are made even when nothing is
+    # due.
+    def fetch(max: 1, timeout: 0, ack: nil)
+      fetch_acking(max, timeout, ack).first
+    end
+
+    # Internal (Worker): #fetch, returning [jobs, acked, sent]: how many of
+    # ack were acknowledged (stale ones are not) and how many were sent.
+    def fetch_acking(max, timeout, ack)
       raise ArgumentError, "max must be an Integer in 1..1000" unless max.is_a?(Integer) && max.between?(1, 1000)
       raise TypeError, "timeout must be a number of seconds or nil" unless timeout.nil? || timeout.is_a?(Numeric)
+      raise TypeError, "ack must be an Array of Jobs or tokens" unless ack.nil? || ack.respond_to?(:map)
+      tokens = ack.nil? ? [] : ack.map { |j| token(j) }
+      raise ArgumentError, "at most 1000 jobs to ack per fetch" if tokens.size > 1000
+      sent = tokens.size
+      joined = tokens.empty? ? nil : tokens.join(" ")
+      acked = 0
       deadline = timeout && Internal.monotonic + timeout
       loop do
-        if @stop
+        if @stop || @closing
           @stop = false
-          return []
+          # Acks not made yet still go (raises when closed: they cannot).
+          acked = ack_many(tokens) if joined
+          return [[], acked, sent]
         end
-        return [] if @closing
         ms = if deadline
                [[((deadline - Internal.monotonic) * 1000).ceil, 0].max, Internal::SLICE_MS].min
              else
                Internal::SLICE_MS
              end
-        rc, jobs = with_handle { |h| h.fetch(ms, max) }
-        return jobs.map { |j| Job.new(self, j, @encoding) } if rc == Cimpl::OK && !jobs.empty?
+        if joined
+          rc, acked, jobs = with_handle { |h| h.ack_fetch(joined, ms, max) }
+          # Acknowledged once the script ran: it did unless a wakeup or a
+          # signal cut the call short before (then none was, or all were
+          # stale: sending them again is safe).
+          joined = nil if rc == Cimpl::OK || rc == Cimpl::TIMEOUT || acked.positive?
+        else
+          rc, jobs = with_handle { |h| h.fetch(ms, max) }
+        end
+        return [jobs.map { |j| Job.new(self, j, @encoding) }, acked, sent] if rc == Cimpl::OK && !jobs.empty?
         # RX_TIMEOUT: nothing due in this slice; RX_WOKEN: #wakeup (then
         # @stop is set) or a stale wakeup; RX_EINTR: Ruby's interrupts ran.
-        return [] if deadline && Internal.monotonic >= deadline
+        next unless deadline && Internal.monotonic >= deadline
+        acked = ack_many(tokens) if joined
+        return [[], acked, sent]
       end
     end
 

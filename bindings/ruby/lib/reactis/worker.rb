@@ -77,44 +77,54 @@ module Reactis
 
     private
 
+    # The acks of a batch go with the next fetch, in its round trip
+    # (Queue#fetch with ack:); the last ones when the loop ends.
     def work_loop(queue, handler)
       backoff = 0.1
       size = @max || 1
       batch_seconds = [1.0, queue.visibility_seconds * BATCH_SHARE].min
+      acks = []
       until @stopping
         begin
-          jobs = queue.fetch(max: size, timeout: nil)
+          jobs, acked, sent = queue.fetch_acking(size, nil, acks)
+          warn_refused(queue, sent - acked) if acked < sent
+          acks = []
           backoff = 0.1
         rescue ConnectionError, Reactis::TimeoutError, LoadingError, BusyError,
                ReadOnlyError, ServerOutOfMemoryError => e
+          # The acks may not have been made: they go with the next try
+          # (one made already is then stale, which is no error).
           Reactis.logger.warn { "queue #{queue.name}: #{e.class}: #{e.message}; retrying in #{backoff} s" }
           pause(backoff)
           backoff = [backoff * 2, 5.0].min
           next
+        rescue StateError
+          break # closed: the acks in hand cannot go (logged below)
         end
         next if jobs.empty?
         t0 = Internal.monotonic
-        run_batch(queue, jobs, handler)
+        acks = run_batch(queue, jobs, handler)
         next if @max
         # Adaptive: as many jobs as take about batch_seconds at the last pace.
         per_job = (Internal.monotonic - t0) / jobs.size
         size = (batch_seconds / [per_job, 1e-6].max).to_i.clamp(1, MAX_AUTO_BATCH)
       end
+    ensure
+      ack(queue, acks) unless acks.nil? || acks.empty?
     end
 
-    # Runs the handler on each job in hand. A single job is acked at once;
-    # the successes of a batch are acked together (ack_many), at the end or
-    # once the oldest has waited ACK_DELAY. When a batch runs past half the
-    # visibility timeout, the jobs still waiting get their leases extended.
+    # Runs the handler on each job in hand and returns the jobs that
+    # succeeded and are not acked yet (they go with the next fetch). Acked
+    # here: what is done when a batch has run past ACK_DELAY (at that point),
+    # and what is done when the batch ends with an exception. When a batch
+    # runs past half the visibility timeout, the jobs still waiting get
+    # their leases extended.
     def run_batch(queue, jobs, handler)
-      if jobs.size == 1
-        ack(queue, jobs) if perform(queue, jobs.first, handler)
-        return
-      end
       acks = []
       first_ack = nil
       lease_from = Internal.monotonic
       half = queue.visibility_seconds / 2.0
+      finished = false
       begin
         jobs.each_with_index do |job, i|
           now = Internal.monotonic
@@ -137,8 +147,17 @@ module Reactis
           first_ack ||= Internal.monotonic
           acks << job
         end
+        finished = true
+        acks
       ensure
-        ack(queue, acks) unless acks.empty?
+        ack(queue, acks) unless finished || acks.empty?
+      end
+    end
+
+    def warn_refused(queue, refused)
+      Reactis.logger.warn do
+        "queue #{queue.name}: #{refused} job(s) took longer than their lease and were redelivered; " \
+          "raise visibility_timeout or call job.extend_lease"
       end
     end
 
@@ -175,12 +194,7 @@ module Reactis
         return
       end
       acked = queue.ack_many(jobs)
-      if acked < jobs.size
-        Reactis.logger.warn do
-          "queue #{queue.name}: #{jobs.size - acked} of #{jobs.size} jobs took longer than their lease and " \
-            "were redelivered; raise visibility_timeout or call job.extend_lease"
-        end
-      end
+      warn_refused(queue, jobs.size - acked) if acked < jobs.size
     rescue Error => e
       Reactis.logger.error do
         "queue #{queue.name}: could not ack #{jobs.size} job(s) (#{e.message}); they are redelivered " \
