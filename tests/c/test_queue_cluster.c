@@ -909,6 +909,32 @@ static void test_partitions_ack_fetch(void) {
   CHECK_EQ_INT(rx_queue_stats_get(q, &st), 0);
   CHECK_EQ_INT(st.scheduled + st.ready + st.in_flight, 0);
   CHECK_EQ_INT(st.acked, 60);
+
+  /* The same with the tokens as text (rx_queue_ack_many_fetch): a
+   * partition's tokens carry it ("2:..."), mixed across partitions. */
+  for (int i = 0; i < 30; i++) CHECK_EQ_INT(sched(q, NULL, "t", 0), 0);
+  CHECK_EQ_INT(rx_queue_ack_many_fetch(q, NULL, 0, &acked, 20, 2000, NULL, &n), 0);
+  got = n;
+  total = 0;
+  for (int round = 0; round < 40; round++) {
+    char text[2048];
+    size_t len = 0, prev = n;
+    for (size_t i = 0; i < prev; i++)
+      len += (size_t)snprintf(text + len, sizeof text - len, "%s ", rx_queue_job(q, i)->token);
+    CHECK(strchr(text, ':') != NULL);
+    rc = rx_queue_ack_many_fetch(q, text, len, &acked, 20, got < 30 ? 2000 : 0, NULL, &n);
+    CHECKF(rc == 0 || (rc == RX_TIMEOUT && got == 30), "ack_many_fetch %d: %s", rc,
+           rx_queue_errstr(q));
+    CHECK_EQ_INT(acked, prev);
+    total += acked;
+    got += n;
+    if (rc == RX_TIMEOUT) break;
+  }
+  CHECK_EQ_INT(got, 30);
+  CHECK_EQ_INT(total, 30);
+  CHECK_EQ_INT(rx_queue_stats_get(q, &st), 0);
+  CHECK_EQ_INT(st.in_flight, 0);
+  CHECK_EQ_INT(st.acked, 90);
   rx_queue_free(q);
 }
 
