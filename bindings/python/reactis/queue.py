@@ -561,10 +561,10 @@ class Queue:
         Each job must be acked, retried or failed (``with job:`` does it).
         The acks of ``with`` blocks are sent together: with the next fetch,
         in its round trip; on their own once the batch has run for its
-        window, before :meth:`Job.extend`, and when the loop ends. Until then the job is
-        still pending on the server, so a crash makes it be delivered again
-        (after the visibility timeout), never lost. An explicit
-        :meth:`Job.ack` is sent at once.
+        window, before :meth:`Job.extend`, and when the loop ends. Until
+        then the job is still pending on the server, so a crash makes it be
+        delivered again (after the visibility timeout), never lost. An
+        explicit :meth:`Job.ack` is sent at once.
 
         Leaving the loop early gives the fetched jobs not yet yielded back
         (retry with no delay), so none waits for its visibility timeout.
