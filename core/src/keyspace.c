@@ -485,6 +485,17 @@ int rx__notify_ensure_tagged(rx_conn *c, const char *flags, char *effective,
     nf_format(merged, extra, value, sizeof value);
     rc = rx_conn_command(c, &r, 4, argv, NULL);
     if (rc != RX_OK) return rc;
+    if (r->type == RX_REPLY_ERROR && (merged & NF_n) && !(requested & NF_n) &&
+        !(current & NF_n) && strstr(r->str, "Invalid argument") != NULL) {
+      /* n was kept only because the probe could not tell, and the server
+       * does not know the letter (before Redis 7.0): it cannot be on. */
+      rx_reply_free(r);
+      r = NULL;
+      merged &= ~NF_n;
+      nf_format(merged, extra, value, sizeof value);
+      rc = rx_conn_command(c, &r, 4, argv, NULL);
+      if (rc != RX_OK) return rc;
+    }
     if (r->type == RX_REPLY_ERROR) {
       rc = config_error(c, r, value);
       rx_reply_free(r);

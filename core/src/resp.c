@@ -182,6 +182,24 @@ static int starts(const rx_reply *r, const char *p) {
 
 int rx__reply_error_code(const rx_reply *r) {
   if (!r || r->type != RX_REPLY_ERROR) return RX_OK;
+  /* Before Redis 7.0 an error that a command raised inside a script came
+   * wrapped: "ERR Error running script (call to f_<sha>): @user_script:53:
+   * @user_script: 53: -OOM command not allowed ...". Its own code (after
+   * the last ": -") is what it means: a full server is RX_EOOM there too. */
+  static const char wrapped[] = "ERR Error running script";
+  if (r->len > sizeof wrapped && memcmp(r->str, wrapped, sizeof wrapped - 1) == 0) {
+    const char *inner = NULL;
+    for (size_t i = 0; i + 3 < r->len; i++)
+      if (r->str[i] == ':' && r->str[i + 1] == ' ' && r->str[i + 2] == '-') inner = r->str + i + 3;
+    if (inner) {
+      rx_reply view = *r;
+      view.str = (char *)inner;
+      view.len = r->len - (size_t)(inner - r->str);
+      int code = rx__reply_error_code(&view);
+      if (code != RX_EREPLY) return code;
+    }
+    return RX_EREPLY;
+  }
   if (starts(r, "WRONGTYPE")) return RX_EWRONGTYPE;
   if (starts(r, "NOPERM")) return RX_ENOPERM;
   if (starts(r, "OOM")) return RX_EOOM;

@@ -45,6 +45,7 @@ struct rx_sub {
   int attempts;           /* failed connection attempts since the link was lost */
   int gap_attempts;       /* attempts it took, for the gap event */
   long long next_attempt; /* monotonic time of the next reconnect attempt */
+  int refused;            /* an error reply to one of our commands came */
   int err;
   char errstr[256];
 };
@@ -305,6 +306,7 @@ static int handle_reply(rx_sub *s, rx_reply *r) {
     if (s->confirms > 0) s->confirms--;
     rx_reply_free(r);
     s->expect_by = s->confirms || s->ping_out ? expect_deadline(s) : 0;
+    s->refused = 1;
     return seterr(s, code, msg);
   }
   int keep = 0;
@@ -526,13 +528,22 @@ int rx_sub_next_batch(rx_sub *s, int timeout_ms, rx_event *evs, size_t max, size
 
 /* ---------------------------------------------------------------- (un)subscribe */
 
+static size_t wanted_total(const rx_sub *s) {
+  size_t t = 0;
+  for (int k = 0; k < KIND_COUNT; k++) t += s->wanted[k].count;
+  return t;
+}
+
 static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
   if (!s || (!p && n)) return RX_EINVAL;
   if (s->cl) return rx__csub_change(s->cl, kind, add, p, n);
   rx__name_set *ns = &s->wanted[kind];
+  int added = 0; /* a new name, the only one a refusal can be about */
+  s->refused = 0;
   if (add) {
     int rc = rx__set_put(ns, p ? p : "", n, 0);
     if (rc < 0) return seterr(s, rc, "out of memory");
+    added = rc == 1 && (s->conn.fd >= 0 || wanted_total(s) == 1);
     if (s->conn.fd < 0) {
       /* open_link replays the whole set, this name included. */
       rc = open_link(s);
@@ -561,6 +572,13 @@ static int change(rx_sub *s, int kind, int add, const char *p, size_t n) {
   long long deadline = rx__deadline(s->conn.opts.timeout_ms > 0 ? s->conn.opts.timeout_ms : 10000);
   int rc = pump(s, deadline, 1);
   if (rc == RX_TIMEOUT) return seterr(s, RX_ETIMEDOUT, "the server did not confirm in time");
+  if (rc != RX_OK && added && s->refused) {
+    /* The server refused it (NOPERM for a channel the ACL forbids,
+     * SSUBSCRIBE before Redis 7.0): not wanted, so not replayed after a
+     * reconnect and not counted. */
+    int i = rx__set_find(ns, p ? p : "", n);
+    if (i >= 0) rx__set_remove_at(ns, (size_t)i);
+  }
   return rc;
 }
 

@@ -9,6 +9,18 @@
 
 static rxt_server srv; /* a plain server shared by most tests */
 
+/* The server knows Redis 7.0's letters (n, d) and counts CONFIG SET on its
+ * own in INFO commandstats. scripts/test.sh also runs this file on Redis
+ * 6.2, where the tests that need those are skipped (said on stderr). */
+static int redis7;
+#define NEEDS_REDIS7()                                                       \
+  do {                                                                       \
+    if (!redis7) {                                                           \
+      fprintf(stderr, "  (skipped: needs Redis 7.0)\n");                     \
+      return;                                                                \
+    }                                                                        \
+  } while (0)
+
 /* ------------------------------------------------------------ helpers */
 
 /* The value of a flat one-value reply ("+OK", "$3 abc"), malloc'd. */
@@ -161,6 +173,7 @@ static void test_merge_keeps_existing(void) {
 }
 
 static void test_a_expansion_no_write(void) {
+  NEEDS_REDIS7();
   rx_conn *c = conn_to(srv.url);
   char eff[64];
   long long before;
@@ -224,12 +237,14 @@ static void n_preserved(const char *start, const char *ask, const char *expect_s
 }
 
 static void test_n_preserved_keyevent(void) {
+  NEEDS_REDIS7();
   n_preserved("KEn", "x", "xKE");   /* n visible in CONFIG GET */
   if (t__cur_failed) return;
   n_preserved("AKEn", "m", "AKEm"); /* n hidden behind A: the probe decides */
 }
 
 static void test_n_preserved_keyspace_only(void) {
+  NEEDS_REDIS7();
   /* Only K: the probe listens on the probe key's keyspace channel. */
   rx_conn *c = conn_to(srv.url);
   char eff[64];
@@ -261,6 +276,7 @@ static void test_n_not_invented(void) {
 }
 
 static void test_n_requested(void) {
+  NEEDS_REDIS7();
   rx_conn *c = conn_to(srv.url);
   char eff[64];
   long long before;
@@ -291,6 +307,7 @@ static void test_n_requested(void) {
 }
 
 static void test_n_in_other_db(void) {
+  NEEDS_REDIS7();
   char url[800], eff[64];
   rx_conn *c;
   snprintf(url, sizeof url, "%s/3", srv.url);
@@ -304,6 +321,7 @@ static void test_n_in_other_db(void) {
 }
 
 static void test_n_after_select(void) {
+  NEEDS_REDIS7();
   /* The application SELECTed another db than its URL names: the probe
    * still sees the new-key event there. */
   rx_conn *c = conn_to(srv.url);
@@ -476,7 +494,9 @@ static void test_probe_without_channel_permission(void) {
   c = conn_to(url);
   CHECK(c != NULL);
   CHECKF(rx_notify_ensure(c, "x", eff, sizeof eff) == RX_OK, "%s", rx_conn_errstr(c));
-  CHECKF(same_set(eff, "xKEn"), "eff %s", eff);
+  /* Before 7.0 the server refuses the letter n, so it cannot be on: the
+   * write goes again without it. */
+  CHECKF(same_set(eff, redis7 ? "xKEn" : "xKE"), "eff %s", eff);
   rx_conn_free(c);
   rxt_server_cleanup(&s);
 }
@@ -676,6 +696,14 @@ static void test_no_leftovers(void) {
 
 int main(void) {
   if (rxt_server_start(&srv, NULL) != 0) return 1;
+  {
+    const char *av[] = {"CONFIG", "SET", "notify-keyspace-events", "n", NULL};
+    char *r = rxt_cmd(&srv, av);
+    redis7 = r && strcmp(r, "+OK\r\n") == 0;
+    free(r);
+    if (!redis7) fprintf(stderr, "(a server before Redis 7.0: its tests only)\n");
+    if (cfg_set(&srv, "") != 0) return 1;
+  }
   RUN(test_merge_ex_kea);
   RUN(test_merge_keeps_existing);
   RUN(test_a_expansion_no_write);

@@ -164,6 +164,45 @@ static void test_status_table(void) {
     for (size_t j = i + 1; j < n; j++) CHECK(codes[i] != codes[j]);
 }
 
+/* Server errors to codes (no server needed), the ones a command raised
+ * inside a script as Redis 7 sends them and as 6.2 wrapped them. */
+static int code_of(const char *text) {
+  rx_reply r;
+  memset(&r, 0, sizeof r);
+  r.type = RX_REPLY_ERROR;
+  r.str = (char *)text;
+  r.len = strlen(text);
+  return rx__reply_error_code(&r);
+}
+
+static void test_error_codes(void) {
+  CHECK_EQ_INT(code_of("OOM command not allowed when used memory > 'maxmemory'."), RX_EOOM);
+  CHECK_EQ_INT(code_of("WRONGTYPE Operation against a key holding the wrong kind of value"),
+               RX_EWRONGTYPE);
+  CHECK_EQ_INT(code_of("NOSCRIPT No matching script."), RX_ENOSCRIPT);
+  CHECK_EQ_INT(code_of("ERR unknown command 'FOO'"), RX_EREPLY);
+  CHECK_EQ_INT(code_of("OOMX not a code"), RX_EREPLY);
+  /* Redis 6.2: the command's own error after the last ": -". */
+  CHECK_EQ_INT(code_of("ERR Error running script (call to f_d9272757): @user_script:53: "
+                       "@user_script: 53: -OOM command not allowed when used memory > "
+                       "'maxmemory'."),
+               RX_EOOM);
+  CHECK_EQ_INT(code_of("ERR Error running script (call to f_1): @user_script:1: @user_script: "
+                       "1: -WRONGTYPE Operation against a key holding the wrong kind of value"),
+               RX_EWRONGTYPE);
+  CHECK_EQ_INT(code_of("ERR Error running script (call to f_1): @user_script:1: @user_script: "
+                       "1: -READONLY You can't write against a read only replica."),
+               RX_EREADONLY);
+  /* A script's own error, or a wrapped one without a code of ours. */
+  CHECK_EQ_INT(code_of("ERR Error running script (call to f_1): @user_script:9: bad arg"),
+               RX_EREPLY);
+  CHECK_EQ_INT(code_of("ERR Error running script (call to f_1): @user_script:1: @user_script: "
+                       "1: -ERR wrong number of arguments"),
+               RX_EREPLY);
+  CHECK_EQ_INT(code_of("ERR Error running script: -"), RX_EREPLY);
+  CHECK_EQ_INT(code_of("ERR Error running script"), RX_EREPLY);
+}
+
 static void test_format(void) {
   rx_buf b = {0};
   const char *argv[3] = {"SET", "k\0y", ""};
@@ -184,5 +223,6 @@ int main(void) {
   RUN(test_options);
   RUN(test_status_table);
   RUN(test_format);
+  RUN(test_error_codes);
   return TEST_REPORT();
 }

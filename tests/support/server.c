@@ -571,6 +571,15 @@ char *rxt_cmd(rxt_server *s, const char *const *argv) {
   return rxt_cmd_ex(s, NULL, NULL, argc, argv, NULL, NULL);
 }
 
+int rxt_server_major(rxt_server *s) {
+  const char *av[] = {"INFO", "server", NULL};
+  char *info = rxt_cmd(s, av);
+  const char *p = info ? strstr(info, "redis_version:") : NULL;
+  int major = p ? atoi(p + strlen("redis_version:")) : 0;
+  free(info);
+  return major;
+}
+
 int rxt_resp_flat(const char *text, size_t len, const char **items, size_t *lens, int max) {
   long total = resp_len(text, len, 0);
   const char *p = text;

@@ -68,6 +68,11 @@ void rxt_server_log_tail(const rxt_server *s, int lines);
  * printing why). E.g. {"SET", "k", "v", NULL} -> "+OK\r\n". 10 s timeout. */
 char *rxt_cmd(rxt_server *s, const char *const *argv);
 
+/* The server's major version (INFO server: redis_version), 0 when unknown.
+ * Tests of Redis 7.0 features skip those parts below 7 (scripts/test.sh
+ * runs the files that hold such parts on Redis 6.2 too). */
+int rxt_server_major(rxt_server *s);
+
 /* The general form: optional AUTH first (user may be NULL; pass NULL for no
  * AUTH; the AUTH reply is dropped), binary-safe arguments (argvlen may be
  * NULL), reply length in *reply_len (may be NULL). */
